@@ -1,0 +1,124 @@
+/*
+ * backends/libevent/accept.c - conditional accept on POSIX (DESIGN.md
+ * section 3.1).  POSIX has no way to decide before the handshake, so the
+ * request is accepted from the kernel first and then put to the
+ * condition function:
+ *   ACCEPT  the descriptor becomes a new pier socket;
+ *   REJECT  it is closed with SO_LINGER {1, 0}, so the caller sees a reset,
+ *           and the same operation goes on to the next request;
+ *   DEFER   it is kept at the head (deferred_fd), the listener is held
+ *           (no accept completes, the read event is disarmed) until the
+ *           application calls pier_accept again, which presents it first.
+ */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE /* accept4 */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lev.h"
+
+static void reset_close(int fd) {
+  struct linger l;
+  l.l_onoff = 1;
+  l.l_linger = 0;
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(fd);
+}
+
+void pier__lev_drop_deferred(lev_sock *ls) {
+  if (ls->deferred_fd >= 0) reset_close(ls->deferred_fd);
+  ls->deferred_fd = -1;
+  ls->held = 0;
+}
+
+/* The next request: the deferred one, else one from the kernel.
+   LEV_DONE with *fd, LEV_WAIT, or a negative error. */
+static int next_request(lev_sock *ls, int *fd) {
+  if (ls->deferred_fd >= 0) {
+    *fd = ls->deferred_fd;
+    return LEV_DONE;
+  }
+  for (;;) {
+    ls->deferred_len = sizeof ls->deferred_addr;
+    struct sockaddr *a = (struct sockaddr *)&ls->deferred_addr;
+#ifdef SOCK_NONBLOCK
+    int nfd = accept4(ls->fd, a, &ls->deferred_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+#else
+    int nfd = accept(ls->fd, a, &ls->deferred_len);
+#endif
+    if (nfd >= 0) {
+      *fd = nfd;
+      return LEV_DONE;
+    }
+    if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return LEV_WAIT;
+    return pier__lev_error(ls, errno);
+  }
+}
+
+static int decide(lev_sock *ls, pier_op *op, int fd) {
+  if (!op->pier__r.cond) return PIER_CF_ACCEPT;
+  struct sockaddr_storage local;
+  socklen_t llen = sizeof local;
+  memset(&local, 0, sizeof local);
+  getsockname(fd, (struct sockaddr *)&local, &llen);
+  pier_accept_info info;
+  memset(&info, 0, sizeof info);
+  info.caller = (const struct sockaddr *)&ls->deferred_addr;
+  info.caller_len = ls->deferred_len;
+  info.local = (const struct sockaddr *)&local;
+  info.local_len = llen;
+  int cf = op->pier__r.cond(&info, op->pier__r.cond_ctx);
+  if (cf != PIER_CF_ACCEPT && cf != PIER_CF_DEFER && cf != PIER_CF_REJECT) {
+    pier_spi_log(PIER_LOG_WARN, "condition function returned %d; rejecting", cf);
+    cf = PIER_CF_REJECT;
+  }
+  return cf;
+}
+
+/* Wrap an accepted descriptor as the op's new socket. */
+static int take(lev_sock *ls, pier_op *op, int fd) {
+#ifndef SOCK_NONBLOCK
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+  pier_socket *ns;
+  int rc = pier_spi_accepted(ls->s, fd, &ns);
+  if (rc) {
+    reset_close(fd);
+    op->status = rc;
+    return LEV_DONE;
+  }
+  op->accepted = ns;
+  op->status = 0;
+  return LEV_DONE;
+}
+
+int pier__lev_try_accept(lev_sock *ls, pier_op *op) {
+  for (;;) {
+    int fd = -1;
+    int rc = next_request(ls, &fd);
+    if (rc == LEV_WAIT) return LEV_WAIT;
+    if (rc < 0) {
+      op->status = rc;
+      return LEV_DONE;
+    }
+    switch (decide(ls, op, fd)) {
+    case PIER_CF_ACCEPT:
+      ls->deferred_fd = -1;
+      return take(ls, op, fd);
+    case PIER_CF_DEFER:
+      ls->deferred_fd = fd;
+      ls->held = 1;
+      op->status = PIER_ETRYAGAIN;
+      return LEV_DONE;
+    default: /* PIER_CF_REJECT: refuse it and look at the next one */
+      ls->deferred_fd = -1;
+      reset_close(fd);
+      break;
+    }
+  }
+}

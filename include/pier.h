@@ -1,0 +1,635 @@
+/*
+ * pier.h - the one public header of pier, a portable completion-based
+ * networking SDK modelled on the Winsock 2 service-provider interface.
+ *
+ * Section map
+ *   1. version, platform types, buffers
+ *   2. process-wide settings: allocator, log hook
+ *   3. loops: create, run, stop, post, timers
+ *   4. the protocol catalog
+ *   5. sockets: open, adopt, bind, listen, options, close
+ *   6. operations: accept (with a condition function), connect, recv,
+ *      recvfrom, send, sendto, cancel, result, name resolution
+ *
+ * Conventions
+ *   - Every call returns 0 (or a documented non-negative value) on success
+ *     and a negative PIER_E* code (<pier/errno.h>) on failure.  A call that
+ *     fails on its arguments changes nothing and runs no callback.
+ *   - Handles (pier_loop, pier_socket) are opaque.  Operations (pier_op) and
+ *     timers (pier_timer) are owned by the caller, who keeps them alive and
+ *     untouched from the start of the operation until its callback has run;
+ *     starting one allocates nothing on the hot path.
+ *   - Threads: a loop and its sockets belong to the thread that runs the
+ *     loop.  The calls documented "any thread" may be made from elsewhere.
+ *   - Completion: every started operation completes exactly once - success,
+ *     error, or PIER_ECANCELED after pier_cancel() or pier_close() - and its
+ *     callback always runs from pier_loop_run(), never from inside the call
+ *     that started it.  Completions of one socket run one at a time and in
+ *     order per direction.
+ *   - No call ever raises SIGPIPE.
+ */
+#ifndef PIER_H
+#define PIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef _WIN32
+#  include <winsock2.h>
+#  include <ws2tcpip.h>
+#else
+#  include <sys/types.h>
+#  include <sys/socket.h>
+#  include <netinet/in.h>
+#  include <netdb.h>
+#endif
+
+#include "pier/errno.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* 1. version, platform types, buffers                                 */
+/* ------------------------------------------------------------------ */
+
+#define PIER_VERSION_MAJOR 0
+#define PIER_VERSION_MINOR 1
+#define PIER_VERSION_PATCH 0
+/* (major << 16) | (minor << 8) | patch */
+#define PIER_VERSION_HEX \
+  ((PIER_VERSION_MAJOR << 16) | (PIER_VERSION_MINOR << 8) | PIER_VERSION_PATCH)
+
+/* pier_version - PIER_VERSION_HEX of the library actually linked. */
+unsigned pier_version(void);
+/* pier_version_string - "major.minor.patch", static. */
+const char *pier_version_string(void);
+
+/* The OS socket handle: a file descriptor on POSIX, a SOCKET on Windows. */
+#ifdef _WIN32
+typedef SOCKET pier_os_socket;
+#  define PIER_INVALID_SOCKET INVALID_SOCKET
+#else
+typedef int pier_os_socket;
+#  define PIER_INVALID_SOCKET (-1)
+#endif
+
+/*
+ * One element of a scatter/gather array.  Laid out like the platform's own
+ * (struct iovec on POSIX, WSABUF on Windows) so providers hand arrays to the
+ * OS without copying.  Build one with pier_buf_init().
+ */
+#ifdef _WIN32
+typedef struct pier_buf { unsigned long len; char *base; } pier_buf;
+#else
+typedef struct pier_buf { char *base; size_t len; } pier_buf;
+#endif
+
+/* pier_buf_init - a pier_buf for len bytes at base. */
+static inline pier_buf pier_buf_init(void *base, size_t len) {
+  pier_buf b;
+  b.base = (char *)base;
+  b.len = len;
+  return b;
+}
+
+typedef struct pier_loop pier_loop;
+typedef struct pier_socket pier_socket;
+typedef struct pier_op pier_op;
+typedef struct pier_timer pier_timer;
+
+/* ------------------------------------------------------------------ */
+/* 2. process-wide settings                                            */
+/* ------------------------------------------------------------------ */
+
+/* The allocator every pier allocation goes through. */
+typedef struct pier_allocator {
+  void *(*malloc_fn)(size_t size);
+  void *(*realloc_fn)(void *ptr, size_t size);
+  void *(*calloc_fn)(size_t count, size_t size);
+  void (*free_fn)(void *ptr);
+} pier_allocator;
+
+/*
+ * pier_set_allocator - replace the allocator; NULL restores malloc & co.
+ * All four functions must be set.  Returns PIER_EBUSY while any loop
+ * exists (memory from one allocator must go back to the same one),
+ * PIER_EINVAL for a partial table.  The table is copied.
+ */
+int pier_set_allocator(const pier_allocator *a);
+
+enum pier_log_level { PIER_LOG_ERROR = 0, PIER_LOG_WARN, PIER_LOG_INFO, PIER_LOG_DEBUG };
+typedef void (*pier_log_fn)(int level, const char *message, void *ctx);
+/*
+ * pier_set_log - pier prints nothing; it hands diagnostics to fn instead
+ * (NULL: discard them, the default).  fn may be called from any thread
+ * that runs pier code.
+ */
+void pier_set_log(pier_log_fn fn, void *ctx);
+
+/* ------------------------------------------------------------------ */
+/* 3. loops                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct pier_loop_options {
+  size_t size;          /* sizeof(pier_loop_options): lets the struct grow */
+  const char *provider; /* provider name; NULL: $PIER_BACKEND, else the
+                           first usable provider in priority order */
+  unsigned flags;       /* reserved, 0 */
+} pier_loop_options;
+
+/*
+ * pier_loop_new - create a loop on a provider.  opts may be NULL.
+ * Returns 0 and *out, or PIER_ENOPROVIDER (the named provider is unknown
+ * or unusable here), PIER_ENOMEM, or an OS error from the provider.
+ * The caller owns the loop and releases it with pier_loop_free().
+ */
+int pier_loop_new(const pier_loop_options *opts, pier_loop **out);
+
+/*
+ * pier_loop_close - refuse new sockets, timers and posts from now on
+ * (PIER_ESHUTDOWN); sockets already open can still be used and closed, and
+ * pier_loop_run() still runs so their close callbacks can complete.
+ * Idempotent.  Any thread.
+ */
+int pier_loop_close(pier_loop *loop);
+
+/*
+ * pier_loop_free - release the loop.  Returns PIER_EBUSY, and frees
+ * nothing, while sockets are open or closing, timers are active, or posts
+ * are undelivered; run the loop until their callbacks have run first.
+ */
+int pier_loop_free(pier_loop *loop);
+
+typedef enum pier_run_mode {
+  PIER_RUN_DEFAULT = 0, /* until pier_loop_stop() or nothing is alive */
+  PIER_RUN_ONCE,        /* wait for at least one event, process, return */
+  PIER_RUN_NOWAIT       /* process what is ready, never wait */
+} pier_run_mode;
+
+/*
+ * pier_loop_run - wait for I/O, timers and posts and run their callbacks.
+ * The loop is alive while operations are pending, timers active, sockets
+ * closing, posts undelivered, or pier_loop_ref() references held.
+ * Returns 1 if the loop is still alive, 0 if not, PIER_EBUSY when called
+ * from inside one of its own callbacks, PIER_EINVAL for a bad mode.
+ */
+int pier_loop_run(pier_loop *loop, pier_run_mode mode);
+
+/*
+ * pier_loop_stop - make pier_loop_run() return after the current
+ * iteration, even while the loop is alive.  Called while the loop is not
+ * running, it makes the next pier_loop_run() return at once.  Any thread.
+ */
+int pier_loop_stop(pier_loop *loop);
+
+/*
+ * pier_loop_ref / pier_loop_unref - hold the loop alive with nothing else
+ * pending (a server waiting for pier_loop_post() from workers).  Counted.
+ * Any thread.  unref without ref returns PIER_EINVAL.
+ */
+int pier_loop_ref(pier_loop *loop);
+int pier_loop_unref(pier_loop *loop);
+
+/* pier_loop_backend - name of the provider the loop runs on; static. */
+const char *pier_loop_backend(const pier_loop *loop);
+
+/* pier_loop_now - the loop's cached monotonic clock, in milliseconds. */
+uint64_t pier_loop_now(const pier_loop *loop);
+
+/* pier_loop_set_data / pier_loop_get_data - one pointer for the app. */
+void pier_loop_set_data(pier_loop *loop, void *data);
+void *pier_loop_get_data(const pier_loop *loop);
+
+/*
+ * pier_providers - names of the providers compiled in (and registered),
+ * in priority order.  Fills up to cap names (static strings) into names,
+ * which may be NULL when cap is 0, and returns the total count.
+ */
+size_t pier_providers(const char **names, size_t cap);
+
+/* Callback of an operation: op->status equals status. */
+typedef void (*pier_op_cb)(pier_op *op, int status);
+
+/*
+ * pier_loop_post - the PostQueuedCompletionStatus of pier: queue op so
+ * that cb(op, 0) runs on the loop's thread.  Any thread; allocates nothing.
+ * op->data carries the payload.  Returns PIER_EBUSY if op is pending,
+ * PIER_ESHUTDOWN after pier_loop_close(), PIER_EINVAL for NULL arguments.
+ */
+int pier_loop_post(pier_loop *loop, pier_op *op, pier_op_cb cb);
+
+/* --- timers --- */
+typedef void (*pier_timer_cb)(pier_timer *timer);
+
+/* Caller-owned timer; fields named pier__* are private. */
+struct pier_timer {
+  void *data; /* the application's */
+  struct {
+    pier_loop *loop;
+    pier_timer_cb cb;
+    uint64_t due, repeat, seq;
+    size_t index; /* position in the loop's heap, or (size_t)-1 */
+  } pier__t;
+};
+
+/* pier_timer_init - bind an inactive timer to a loop; call once first. */
+int pier_timer_init(pier_loop *loop, pier_timer *timer);
+
+/*
+ * pier_timer_start - fire cb after timeout_ms, then every repeat_ms if
+ * repeat_ms > 0.  Restarts an active timer.  Timers due at the same time
+ * fire in the order they were started.  PIER_ESHUTDOWN on a closed loop.
+ */
+int pier_timer_start(pier_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms,
+                     pier_timer_cb cb);
+
+/* pier_timer_stop - stop a timer; stopping an inactive one is a no-op. */
+int pier_timer_stop(pier_timer *timer);
+
+/* pier_timer_active - 1 if the timer is started and not yet stopped. */
+int pier_timer_active(const pier_timer *timer);
+
+/* ------------------------------------------------------------------ */
+/* 4. the protocol catalog                                             */
+/* ------------------------------------------------------------------ */
+
+/* Capability flags of a protocol entry (WSAPROTOCOL_INFO's XP1_*). */
+enum pier_protocol_caps {
+  PIER_CAP_STREAM          = 1u << 0,  /* byte stream */
+  PIER_CAP_MESSAGE         = 1u << 1,  /* message boundaries kept */
+  PIER_CAP_CONNECTIONLESS  = 1u << 2,  /* datagrams, no connection */
+  PIER_CAP_CONNECT_DATA    = 1u << 3,  /* user data at connect time */
+  PIER_CAP_DISCONNECT_DATA = 1u << 4,  /* user data at disconnect */
+  PIER_CAP_PARTIAL_MESSAGE = 1u << 5,  /* receives may return MSG_PARTIAL */
+  PIER_CAP_GRACEFUL_CLOSE  = 1u << 6,  /* orderly release (shutdown) */
+  PIER_CAP_EXPEDITED_DATA  = 1u << 7,  /* out-of-band data */
+  PIER_CAP_MULTIPOINT      = 1u << 8,  /* multicast groups */
+  PIER_CAP_QOS             = 1u << 9,  /* traffic classes */
+  PIER_CAP_BROADCAST       = 1u << 10  /* broadcast datagrams */
+};
+
+typedef struct pier_protocol_info {
+  const char *name;        /* "tcp4", "tcp6", "udp4", "udp6", "local" */
+  const char *description; /* one line for people */
+  int family;              /* AF_INET, AF_INET6, AF_UNIX */
+  int socktype;            /* SOCK_STREAM, SOCK_DGRAM */
+  int protocol;            /* IPPROTO_TCP, IPPROTO_UDP, 0 */
+  unsigned caps;           /* PIER_CAP_* */
+  size_t max_message;      /* largest message for message protocols, else 0 */
+} pier_protocol_info;
+
+/*
+ * pier_protocols - the catalog: *list points at a static array of the
+ * entries this platform supports; returns their count.
+ */
+size_t pier_protocols(const pier_protocol_info **list);
+
+/* pier_protocol_find - the entry of that name, or NULL. */
+const pier_protocol_info *pier_protocol_find(const char *name);
+
+/* ------------------------------------------------------------------ */
+/* 5. sockets                                                          */
+/* ------------------------------------------------------------------ */
+
+enum pier_socket_flags {
+  PIER_SOCK_NONBLOCK = 1u << 0 /* start in non-blocking mode (FIONBIO) */
+};
+
+/*
+ * pier_socket_open - create a socket for a catalog entry on the loop's
+ * provider.  Sockets start in blocking mode, as in Winsock: an operation
+ * started without a callback blocks (see section 6); overlapped operations
+ * work in either mode.  Returns 0 and *out, PIER_EINVAL, PIER_ESHUTDOWN,
+ * PIER_ENOMEM, or an OS error.  Release with pier_close().
+ */
+int pier_socket_open(pier_loop *loop, const pier_protocol_info *proto,
+                     unsigned flags, pier_socket **out);
+
+/*
+ * pier_socket_adopt - take an OS socket created elsewhere; its catalog
+ * entry is found from its family and type.  On success pier owns the
+ * handle and closes it in pier_close(); on failure the caller keeps it.
+ */
+int pier_socket_adopt(pier_loop *loop, pier_os_socket handle, unsigned flags,
+                      pier_socket **out);
+
+/*
+ * pier_socket_handle - the OS handle (read()/write() or ReadFile/WriteFile
+ * work on it); still owned by pier.  PIER_INVALID_SOCKET for NULL.
+ */
+pier_os_socket pier_socket_handle(const pier_socket *s);
+
+/* pier_socket_protocol - the catalog entry the socket was opened for. */
+const pier_protocol_info *pier_socket_protocol(const pier_socket *s);
+/* pier_socket_loop - the loop the socket belongs to. */
+pier_loop *pier_socket_loop(const pier_socket *s);
+/* pier_socket_set_data / pier_socket_get_data - one pointer for the app. */
+void pier_socket_set_data(pier_socket *s, void *data);
+void *pier_socket_get_data(const pier_socket *s);
+
+/* pier_bind - bind to a local address (IPv4, IPv6, or AF_UNIX path). */
+int pier_bind(pier_socket *s, const struct sockaddr *addr, size_t addrlen);
+
+/*
+ * pier_listen - start listening; backlog <= 0 means the OS maximum.
+ * PIER_EOPNOTSUPP on connectionless protocols.
+ */
+int pier_listen(pier_socket *s, int backlog);
+
+typedef void (*pier_close_cb)(pier_socket *s);
+/*
+ * pier_close - close the socket.  Every pending operation completes with
+ * PIER_ECANCELED first, then cb (may be NULL) runs, then the socket is
+ * freed.  A linger set with PIER_SO_LINGER is honoured by the OS.
+ * Returns PIER_EALREADY when the socket is already closing.
+ */
+int pier_close(pier_socket *s, pier_close_cb cb);
+
+enum pier_shutdown_how { PIER_SHUT_RD = 0, PIER_SHUT_WR = 1, PIER_SHUT_RDWR = 2 };
+/* pier_shutdown - disable receives, sends or both (WSPShutdown). */
+int pier_shutdown(pier_socket *s, int how);
+
+/*
+ * pier_getsockname / pier_getpeername - the local / remote address.
+ * *len is the size of *addr in, the address length out.
+ */
+int pier_getsockname(pier_socket *s, struct sockaddr_storage *addr, size_t *len);
+int pier_getpeername(pier_socket *s, struct sockaddr_storage *addr, size_t *len);
+
+/* Portable socket options; every value is an int. */
+enum pier_sockopt {
+  PIER_SO_NODELAY = 1,  /* TCP_NODELAY, 0/1 */
+  PIER_SO_KEEPALIVE,    /* SO_KEEPALIVE, 0/1 */
+  PIER_SO_KEEPIDLE,     /* seconds idle before the first probe */
+  PIER_SO_KEEPINTVL,    /* seconds between probes */
+  PIER_SO_KEEPCNT,      /* probes before the connection drops */
+  PIER_SO_RCVBUF,       /* receive buffer, bytes */
+  PIER_SO_SNDBUF,       /* send buffer, bytes */
+  PIER_SO_LINGER,       /* seconds to linger on close; -1 turns it off */
+  PIER_SO_REUSEADDR,    /* 0/1 */
+  PIER_SO_REUSEPORT,    /* 0/1 (PIER_ENOPROTOOPT where the OS has none) */
+  PIER_SO_V6ONLY,       /* IPV6_V6ONLY, 0/1; 0 makes a dual-stack socket */
+  PIER_SO_BROADCAST,    /* 0/1 */
+  PIER_SO_TOS,          /* IP_TOS or IPV6_TCLASS by family, 0..255 */
+  PIER_SO_ERROR,        /* read only: pending error as a PIER_E* code */
+  PIER_SO_TYPE,         /* read only: SOCK_STREAM / SOCK_DGRAM */
+  PIER_SO_OOBINLINE     /* 0/1 */
+};
+
+/*
+ * pier_setsockopt / pier_getsockopt - a portable option.  Returns
+ * PIER_ENOPROTOOPT for an option this OS or protocol lacks (PIER_SO_NODELAY
+ * on UDP), PIER_EINVAL for a number that is no PIER_SO_* option, a value
+ * out of range (negative sizes or times, TOS outside 0..255), setting a
+ * read-only option, or a NULL value pointer.  PIER_SO_LINGER reads -1
+ * while off.
+ */
+int pier_setsockopt(pier_socket *s, int opt, int value);
+int pier_getsockopt(pier_socket *s, int opt, int *value);
+
+/*
+ * pier_setsockopt_raw / pier_getsockopt_raw - pass-through to the OS
+ * setsockopt/getsockopt with its own level and name.  For get, *len is the
+ * buffer size in and the value size out.
+ */
+int pier_setsockopt_raw(pier_socket *s, int level, int name, const void *val,
+                        size_t len);
+int pier_getsockopt_raw(pier_socket *s, int level, int name, void *val,
+                        size_t *len);
+
+/* Portable ioctl commands for pier_ioctl(). */
+enum pier_ioctl_cmd {
+  PIER_FIONBIO = 1,   /* arg: int*, non-zero sets non-blocking mode */
+  PIER_FIONREAD,      /* arg: size_t*, out: bytes ready to receive */
+  PIER_SIOCATMARK     /* arg: int*, out: 1 if no urgent data is pending */
+};
+/* pier_ioctl - one of PIER_FIONBIO, PIER_FIONREAD, PIER_SIOCATMARK. */
+int pier_ioctl(pier_socket *s, int cmd, void *arg);
+
+/* ------------------------------------------------------------------ */
+/* 6. operations                                                       */
+/* ------------------------------------------------------------------ */
+
+/* Flags in and out of receive and send operations. */
+enum pier_msg_flags {
+  PIER_MSG_PEEK    = 1u << 0, /* in: look, leave the data queued */
+  PIER_MSG_OOB     = 1u << 1, /* in: urgent data; out: the data is urgent */
+  PIER_MSG_WAITALL = 1u << 2, /* in: complete only when every buffer is
+                                 full, at end of stream, or on error */
+  PIER_MSG_PARTIAL = 1u << 3, /* out: more of this message follows */
+  PIER_MSG_TRUNC   = 1u << 4  /* out: datagram was larger than the
+                                 buffers; the rest is lost */
+};
+
+/* Condition function results (WSAAccept's CF_*). */
+enum pier_cf { PIER_CF_ACCEPT = 0, PIER_CF_REJECT = 1, PIER_CF_DEFER = 2 };
+
+/* A requested traffic class. */
+typedef struct pier_qos {
+  int dscp;     /* DiffServ code point 0..63, or -1 for none */
+  int priority; /* 0 (lowest) .. 7, or -1 for none */
+} pier_qos;
+
+/* What a condition function learns about a pending connection request. */
+typedef struct pier_accept_info {
+  const struct sockaddr *caller; /* the caller's address */
+  size_t caller_len;
+  const struct sockaddr *local;  /* the address it connected to */
+  size_t local_len;
+  const void *caller_data;       /* connect data, protocols with
+                                    PIER_CAP_CONNECT_DATA; else NULL */
+  size_t caller_data_len;
+  const pier_qos *qos;           /* requested QoS, or NULL */
+  void *callee_data;             /* buffer for the answer, or NULL */
+  size_t callee_data_cap;        /* its size */
+  size_t callee_data_len;        /* out: bytes of answer written */
+} pier_accept_info;
+
+/*
+ * A condition function decides a pending connection request: return
+ * PIER_CF_ACCEPT, PIER_CF_REJECT or PIER_CF_DEFER.  It runs on the loop
+ * thread (or the blocked thread) and must not block.
+ */
+typedef int (*pier_condition_fn)(pier_accept_info *info, void *ctx);
+
+/* Data exchanged at connect time (protocols with PIER_CAP_CONNECT_DATA). */
+typedef struct pier_connect_data {
+  const void *caller;  /* sent with the connect request */
+  size_t caller_len;
+  void *callee;        /* buffer for the listener's answer */
+  size_t callee_cap;
+  size_t callee_len;   /* out: bytes of answer received */
+} pier_connect_data;
+
+enum pier_op_type {
+  PIER_OP_NONE = 0, PIER_OP_ACCEPT, PIER_OP_CONNECT, PIER_OP_RECV,
+  PIER_OP_RECVFROM, PIER_OP_SEND, PIER_OP_SENDTO, PIER_OP_POST,
+  PIER_OP_RESOLVE
+};
+
+#define PIER_OP_INLINE_BUFS 4
+
+/*
+ * An operation: the OVERLAPPED of pier.  Zero it (or pier_op_init) before
+ * first use; reuse it once its callback has run (also from inside that
+ * callback).  Public fields are results, valid when the callback runs.
+ * The pier__r part is private to pier and its providers (<pier/spi.h>).
+ */
+struct pier_op {
+  void *data;              /* the application's; pier never touches it */
+  int status;              /* 0, a PIER_E* code, or PIER_EINPROGRESS */
+  unsigned flags;          /* PIER_MSG_* out flags */
+  size_t bytes;            /* bytes transferred */
+  pier_socket *socket;     /* the socket the operation ran on */
+  pier_socket *accepted;   /* accept: the new socket, owned by the app */
+  size_t addrlen;          /* recvfrom: length of the sender's address */
+  struct addrinfo *addrinfo; /* resolve: result, free with pier_freeaddrinfo */
+  struct {
+    int type, state;
+    unsigned in_flags;
+    pier_op_cb cb;
+    pier_loop *loop;
+    pier_buf *bufs;
+    size_t nbufs;
+    pier_buf inline_bufs[PIER_OP_INLINE_BUFS];
+    struct sockaddr_storage addr; /* connect / sendto target */
+    size_t addr_len;
+    struct sockaddr_storage *from; /* recvfrom: caller's storage */
+    pier_condition_fn cond;
+    void *cond_ctx;
+    pier_connect_data *cdata;
+    const pier_qos *qos;
+    pier_op *next, *prev;
+    void *ext;            /* resolve request, layer state */
+    size_t progress;      /* provider: bytes done so far */
+    union { void *p[8]; unsigned long long u[8]; } prov; /* base provider */
+  } pier__r;
+};
+
+/* pier_op_init - reset an idle op to the zero state. */
+void pier_op_init(pier_op *op);
+
+/*
+ * Starting operations.  Common rules:
+ *   - op must be idle (PIER_EBUSY if it is pending).
+ *   - With cb != NULL the operation is overlapped: the call returns 0 and
+ *     cb(op, status) runs later from pier_loop_run(), exactly once.
+ *   - With cb == NULL the call is a blocking call, as in Winsock: it
+ *     returns when done with the same status, the results in op, and can
+ *     be made from any thread; on a socket in non-blocking mode it returns
+ *     PIER_EWOULDBLOCK when it would have to wait.  pier_cancel_blocking()
+ *     interrupts it with PIER_ECANCELED.
+ *   - buffer arrays are copied; the memory they point to must stay valid
+ *     until completion.
+ */
+
+/*
+ * pier_accept - take the next connection request on a listening socket.
+ * cond (may be NULL: accept all) decides it; see pier_condition_fn.
+ * ACCEPT: op->accepted is a new socket with the listener's protocol and
+ * mode, owned by the application.  REJECT: the caller is refused (or
+ * reset where the OS completed the handshake already), the listener goes
+ * on and this accept waits for the next request.  DEFER: the operation
+ * completes with PIER_ETRYAGAIN; the request stays at the head of the
+ * queue and no accept completes until pier_accept() is called again, when
+ * the same request is presented first.
+ * Errors: PIER_EINVAL (not listening), PIER_EOPNOTSUPP (connectionless).
+ */
+int pier_accept(pier_socket *listener, pier_op *op, pier_condition_fn cond,
+                void *cond_ctx, pier_op_cb cb);
+
+/*
+ * pier_connect - connect to addr.  In blocking form on a socket in
+ * non-blocking mode it returns PIER_EWOULDBLOCK and the connection goes
+ * on in the background (a second connect then returns PIER_EALREADY).
+ * cdata (protocols with
+ * PIER_CAP_CONNECT_DATA, else must be NULL or PIER_EOPNOTSUPP) carries
+ * caller data out and the callee's answer back; qos may be NULL.
+ * A refused connection completes with PIER_ECONNREFUSED, a rejection by
+ * a pier listener's condition function with PIER_EREFUSED where the
+ * protocol can tell them apart.
+ */
+int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
+                 size_t addrlen, pier_connect_data *cdata, const pier_qos *qos,
+                 pier_op_cb cb);
+
+/*
+ * pier_recv - receive into nbufs buffers, filled in order (scatter).
+ * flags: PIER_MSG_PEEK, PIER_MSG_OOB, PIER_MSG_WAITALL.  Completes with
+ * bytes > 0, or bytes == 0 and status 0 at the end of the stream.
+ * op->flags reports PIER_MSG_PARTIAL / PIER_MSG_TRUNC / PIER_MSG_OOB.
+ */
+int pier_recv(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
+              unsigned flags, pier_op_cb cb);
+
+/*
+ * pier_recvfrom - pier_recv that also stores the sender's address in
+ * *from (caller-owned, valid until completion; may be NULL) and its
+ * length in op->addrlen.  A datagram larger than the buffers completes
+ * with status 0, the buffers full and PIER_MSG_TRUNC set.
+ */
+int pier_recvfrom(pier_socket *s, pier_op *op, const pier_buf *bufs,
+                  size_t nbufs, unsigned flags, struct sockaddr_storage *from,
+                  pier_op_cb cb);
+
+/*
+ * pier_send - send nbufs buffers in order (gather).  Completes when every
+ * byte has been accepted by the transport.  flags: PIER_MSG_OOB.
+ */
+int pier_send(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
+              unsigned flags, pier_op_cb cb);
+
+/* pier_sendto - pier_send to addr (connectionless protocols). */
+int pier_sendto(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
+                unsigned flags, const struct sockaddr *addr, size_t addrlen,
+                pier_op_cb cb);
+
+/*
+ * pier_cancel - cancel one pending overlapped operation: it completes
+ * with PIER_ECANCELED (unless it completes first on its own; either way,
+ * exactly once).  Returns PIER_ENOENT if op is not pending - never
+ * started, already completed (even if its callback has not run yet), or
+ * a blocking call (use pier_cancel_blocking).
+ */
+int pier_cancel(pier_op *op);
+
+/*
+ * pier_cancel_blocking - interrupt every blocking call (cb == NULL) in
+ * progress on s; each returns PIER_ECANCELED.  Any thread.  Returns
+ * PIER_ENOENT if no call was blocked.
+ */
+int pier_cancel_blocking(pier_socket *s);
+
+/*
+ * pier_op_result - the WSAGetOverlappedResult of pier.  Returns the op's
+ * status and fills *bytes and *flags (either may be NULL).  If the op is
+ * still pending: with wait == 0 returns PIER_EINPROGRESS; otherwise waits
+ * for it - by running the loop (PIER_RUN_ONCE steps) when no thread is
+ * running it, so the op's callback, and any other that is due, runs
+ * inside this call; by sleeping until the loop's thread has run the
+ * callback otherwise.  From inside a callback of the same loop waiting
+ * returns PIER_EDEADLK.
+ */
+int pier_op_result(pier_op *op, int wait, size_t *bytes, unsigned *flags);
+
+/*
+ * pier_resolve - asynchronous getaddrinfo on a worker thread; the loop is
+ * never blocked.  node and service may not both be NULL (PIER_EINVAL).  On success op->addrinfo holds the list, owned by the
+ * application (pier_freeaddrinfo).  Errors: PIER_EAI_NONAME,
+ * PIER_EAI_AGAIN, PIER_EAI_FAIL, PIER_EAI_FAMILY, PIER_ENOMEM.  cb == NULL
+ * resolves in the calling thread.  pier_cancel() works on it.
+ */
+int pier_resolve(pier_loop *loop, pier_op *op, const char *node,
+                 const char *service, const struct addrinfo *hints,
+                 pier_op_cb cb);
+
+/* pier_freeaddrinfo - release a list from pier_resolve(); NULL is a no-op. */
+void pier_freeaddrinfo(struct addrinfo *ai);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PIER_H */

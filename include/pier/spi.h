@@ -1,0 +1,209 @@
+/*
+ * pier/spi.h - the provider interface: what a base provider (an OS event
+ * mechanism) or a layered provider implements, and the core services it
+ * may call.  Providers include only <pier.h> and this header.
+ *
+ * Section map
+ *   1. the provider table (versioned, grows only at its end)
+ *   2. core services for providers
+ *   3. operation queue helpers
+ *
+ * Threading: every slot is called on the loop's thread, except loop_wake
+ * (any thread), execute (the blocked caller's thread) and cancel_blocking
+ * (any thread).
+ */
+#ifndef PIER_SPI_H
+#define PIER_SPI_H
+
+#include "../pier.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* 1. the provider table                                               */
+/* ------------------------------------------------------------------ */
+
+#define PIER_SPI_VERSION 1
+
+/* Provider capability flags (pier_provider.caps). */
+enum pier_provider_caps {
+  PIER_PCAP_BASE    = 1u << 0, /* owns OS sockets (not a layer) */
+  PIER_PCAP_IFS     = 1u << 1, /* handles work with read/write (XP1_IFS_HANDLES) */
+  PIER_PCAP_BLOCKING = 1u << 2 /* implements execute/cancel_blocking */
+};
+
+/* pier__r.state values of an operation. */
+enum pier_op_state {
+  PIER_OPS_IDLE = 0,  /* never started, or its callback has run */
+  PIER_OPS_PENDING,   /* submitted to the provider */
+  PIER_OPS_DONE       /* completed, callback not yet run */
+};
+
+typedef struct pier_provider {
+  int version;          /* PIER_SPI_VERSION the table was written for */
+  const char *name;     /* "libevent", "iocp", ... */
+  unsigned caps;        /* PIER_PCAP_* */
+  size_t loop_size;     /* bytes of private state per loop (zeroed) */
+  size_t socket_size;   /* bytes of private state per socket (zeroed) */
+
+  /* version 1 ---------------------------------------------------------- */
+
+  /* probe: 0 if usable on this machine, else a PIER_E* code. NULL: usable. */
+  int (*probe)(void);
+
+  /* loop_init / loop_free: set up and release the loop's private state. */
+  int (*loop_init)(pier_loop *loop);
+  void (*loop_free)(pier_loop *loop);
+
+  /*
+   * loop_poll: wait up to timeout_ms (-1: no limit, 0: do not wait) for
+   * OS events or loop_wake, and turn them into pier_spi_complete() calls.
+   */
+  int (*loop_poll)(pier_loop *loop, int timeout_ms);
+
+  /* loop_wake: make a waiting loop_poll return.  Any thread. */
+  void (*loop_wake)(pier_loop *loop);
+
+  /*
+   * open: create the OS socket for proto, or with handle !=
+   * PIER_INVALID_SOCKET take that one (adopt, accepted sockets).  Store it
+   * with pier_spi_set_handle().  On failure leave nothing behind.
+   */
+  int (*open)(pier_socket *s, const pier_protocol_info *proto,
+              pier_os_socket handle);
+
+  /*
+   * close: complete every pending operation with PIER_ECANCELED, release
+   * the OS socket, then call pier_spi_closed(s) (now or later).
+   */
+  void (*close)(pier_socket *s);
+
+  int (*bind)(pier_socket *s, const struct sockaddr *addr, size_t len);
+  int (*listen)(pier_socket *s, int backlog);
+  int (*shutdown)(pier_socket *s, int how);
+  /* sockname: the local (peer == 0) or remote (peer == 1) address. */
+  int (*sockname)(pier_socket *s, int peer, struct sockaddr_storage *addr,
+                  size_t *len);
+  int (*getsockopt)(pier_socket *s, int level, int name, void *val,
+                    size_t *len);
+  int (*setsockopt)(pier_socket *s, int level, int name, const void *val,
+                    size_t len);
+  /* ioctl: PIER_FIONREAD and PIER_SIOCATMARK (FIONBIO is the core's). */
+  int (*ioctl)(pier_socket *s, int cmd, void *arg);
+
+  /*
+   * submit: start an overlapped operation (type in op->pier__r.type).
+   * Return 0 and later call pier_spi_complete() exactly once, or return a
+   * negative code having started nothing.
+   */
+  int (*submit)(pier_socket *s, pier_op *op);
+
+  /*
+   * cancel: op is pending on s; make it complete with PIER_ECANCELED
+   * (pier_spi_complete now or later).  Return 0, or PIER_ENOENT if it is
+   * no longer the provider's.
+   */
+  int (*cancel)(pier_socket *s, pier_op *op);
+
+  /*
+   * execute: run op as a blocking call in the calling thread and return
+   * its status (results in op).  If pier_spi_nonblocking(s), never wait:
+   * return PIER_EWOULDBLOCK.  NULL when the provider has no blocking calls.
+   */
+  int (*execute)(pier_socket *s, pier_op *op);
+
+  /* cancel_blocking: interrupt execute() calls on s.  Any thread. */
+  int (*cancel_blocking)(pier_socket *s);
+} pier_provider;
+
+/* ------------------------------------------------------------------ */
+/* 2. core services                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * pier_spi_register - add a provider after the built-in ones.  The table
+ * must stay valid for the life of the process.  PIER_EINVAL for a table
+ * whose version is newer than this core, PIER_EALREADY for a known name.
+ */
+int pier_spi_register(const pier_provider *p);
+
+/* Private state allocated by the core from loop_size / socket_size. */
+void *pier_spi_loop_state(pier_loop *loop);
+void *pier_spi_socket_state(pier_socket *s);
+
+/* pier_spi_set_handle - record the socket's OS handle. */
+void pier_spi_set_handle(pier_socket *s, pier_os_socket h);
+
+/* pier_spi_nonblocking - 1 if the socket is in non-blocking mode. */
+int pier_spi_nonblocking(const pier_socket *s);
+
+/*
+ * pier_spi_complete - op has finished with status (0 or PIER_E*); its
+ * results (op->bytes, flags, accepted, addrlen) are set.  Queues the
+ * callback for the loop.  The op must no longer be on a provider queue.
+ * Loop thread only.
+ */
+void pier_spi_complete(pier_op *op, int status);
+
+/* pier_spi_closed - the provider has released the socket (after close). */
+void pier_spi_closed(pier_socket *s);
+
+/*
+ * pier_spi_accepted - wrap an OS socket the provider accepted on listener
+ * into a new pier socket with the listener's loop, provider, protocol and
+ * mode (open() is called with the handle).  On failure the handle is
+ * still the provider's to close.
+ */
+int pier_spi_accepted(pier_socket *listener, pier_os_socket h,
+                      pier_socket **out);
+
+/*
+ * pier_spi_os_error - translate an OS error number (errno on POSIX,
+ * WSAGetLastError()/GetLastError() on Windows) into a PIER_E* code.
+ */
+int pier_spi_os_error(int oserr);
+
+/* pier_spi_log - send a diagnostic to the application's log hook. */
+void pier_spi_log(int level, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
+
+/* ------------------------------------------------------------------ */
+/* 3. operation queues                                                 */
+/* ------------------------------------------------------------------ */
+
+/* A FIFO of operations linked through op->pier__r.next/prev. */
+typedef struct pier_opq { pier_op *head, *tail; } pier_opq;
+
+static inline int pier_opq_empty(const pier_opq *q) { return q->head == NULL; }
+
+static inline void pier_opq_push(pier_opq *q, pier_op *op) {
+  op->pier__r.next = NULL;
+  op->pier__r.prev = q->tail;
+  if (q->tail) q->tail->pier__r.next = op; else q->head = op;
+  q->tail = op;
+}
+
+static inline void pier_opq_remove(pier_opq *q, pier_op *op) {
+  if (op->pier__r.prev) op->pier__r.prev->pier__r.next = op->pier__r.next;
+  else q->head = op->pier__r.next;
+  if (op->pier__r.next) op->pier__r.next->pier__r.prev = op->pier__r.prev;
+  else q->tail = op->pier__r.prev;
+  op->pier__r.next = op->pier__r.prev = NULL;
+}
+
+static inline pier_op *pier_opq_pop(pier_opq *q) {
+  pier_op *op = q->head;
+  if (op) pier_opq_remove(q, op);
+  return op;
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PIER_SPI_H */

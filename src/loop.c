@@ -1,0 +1,265 @@
+/*
+ * src/loop.c - the loop: creation and release, the run algorithm, stop,
+ * references, and completions arriving from other threads (posts and
+ * resolver workers).
+ *
+ * Section map
+ *   1. create / close / free
+ *   2. run
+ *   3. cross-thread: post, remote completion, stop, ref
+ *   4. small accessors
+ */
+#include <string.h>
+
+#include "internal.h"
+
+/* ------------------------------------------------------------------ */
+/* 1. create / close / free                                            */
+/* ------------------------------------------------------------------ */
+
+#define LOOP_ALIGN 16
+#define ROUND_UP(n) (((n) + LOOP_ALIGN - 1) & ~(size_t)(LOOP_ALIGN - 1))
+
+int pier_loop_new(const pier_loop_options *opts, pier_loop **out) {
+  if (!out) return PIER_EINVAL;
+  *out = NULL;
+  if (opts && opts->size < offsetof(pier_loop_options, flags))
+    return PIER_EINVAL;
+  const pier_provider *prov;
+  int rc = pier__provider_select(opts ? opts->provider : NULL, &prov);
+  if (rc) return rc;
+
+  pier_loop *loop = pier__calloc(1, ROUND_UP(sizeof *loop) + prov->loop_size);
+  if (!loop) return PIER_ENOMEM;
+  loop->prov = prov;
+  loop->prov_state = (char *)loop + ROUND_UP(sizeof *loop);
+  loop->now = pier__hrtime_ms();
+  if ((rc = pier__os_init()) != 0) goto fail_os;
+  if ((rc = pier__mutex_init(&loop->lock)) != 0) goto fail_mutex;
+  if ((rc = pier__cond_init(&loop->changed)) != 0) goto fail_cond;
+  if ((rc = prov->loop_init(loop)) != 0) goto fail_prov;
+  pier__process_ref();
+  *out = loop;
+  return 0;
+
+fail_prov:
+  pier__cond_destroy(&loop->changed);
+fail_cond:
+  pier__mutex_destroy(&loop->lock);
+fail_mutex:
+  pier__os_cleanup();
+fail_os:
+  pier__free(loop);
+  return rc;
+}
+
+int pier_loop_close(pier_loop *loop) {
+  if (!loop) return PIER_EINVAL;
+  pier__mutex_lock(&loop->lock);
+  loop->closed = 1;
+  pier__mutex_unlock(&loop->lock);
+  return 0;
+}
+
+int pier_loop_free(pier_loop *loop) {
+  if (!loop) return PIER_EINVAL;
+  pier__mutex_lock(&loop->lock);
+  int busy = loop->running || loop->nremote > 0;
+  pier__mutex_unlock(&loop->lock);
+  if (busy || loop->nsockets || loop->nheap || loop->pending ||
+      !pier_opq_empty(&loop->done))
+    return PIER_EBUSY;
+  pier__resolver_free(loop);
+  loop->prov->loop_free(loop);
+  pier__cond_destroy(&loop->changed);
+  pier__mutex_destroy(&loop->lock);
+  pier__free(loop->heap);
+  pier__free(loop);
+  pier__os_cleanup();
+  pier__process_unref();
+  return 0;
+}
+
+int pier__loop_usable(pier_loop *loop) {
+  if (!loop) return PIER_EINVAL;
+  pier__mutex_lock(&loop->lock);
+  int closed = loop->closed;
+  pier__mutex_unlock(&loop->lock);
+  return closed ? PIER_ESHUTDOWN : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* 2. run                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Move ops completed by other threads onto the done queue. */
+static void drain_remote(pier_loop *loop) {
+  pier__mutex_lock(&loop->lock);
+  pier_op *op;
+  while ((op = pier_opq_pop(&loop->remote)) != NULL) {
+    if (op->pier__r.type == PIER_OP_POST) loop->pending++; /* uncounted */
+    pier_opq_push(&loop->done, op);
+  }
+  loop->nremote = 0;
+  pier__mutex_unlock(&loop->lock);
+}
+
+int pier__loop_alive(pier_loop *loop) {
+  if (loop->pending || loop->nheap || loop->closing ||
+      !pier_opq_empty(&loop->done))
+    return 1;
+  pier__mutex_lock(&loop->lock);
+  int alive = loop->nremote > 0 || loop->refs > 0;
+  pier__mutex_unlock(&loop->lock);
+  return alive;
+}
+
+static int poll_timeout(pier_loop *loop, pier_run_mode mode, size_t worked) {
+  if (mode == PIER_RUN_NOWAIT || worked || pier__load(&loop->stop) ||
+      !pier_opq_empty(&loop->done))
+    return 0;
+  return pier__timers_timeout(loop);
+}
+
+/* Timers, completions and close callbacks; returns the work done. */
+static size_t run_ready(pier_loop *loop) {
+  loop->now = pier__hrtime_ms();
+  size_t n = pier__timers_run(loop);
+  n += pier__ops_deliver(loop);
+  n += pier__sockets_reap(loop);
+  pier__mutex_lock(&loop->lock);
+  pier__cond_broadcast(&loop->changed);
+  pier__mutex_unlock(&loop->lock);
+  return n;
+}
+
+int pier_loop_run(pier_loop *loop, pier_run_mode mode) {
+  if (!loop) return PIER_EINVAL;
+  if (mode != PIER_RUN_DEFAULT && mode != PIER_RUN_ONCE &&
+      mode != PIER_RUN_NOWAIT)
+    return PIER_EINVAL;
+  pier__mutex_lock(&loop->lock);
+  if (loop->running) {
+    pier__mutex_unlock(&loop->lock);
+    return PIER_EBUSY;
+  }
+  loop->running = 1;
+  loop->runner = pier__thread_self();
+  pier__mutex_unlock(&loop->lock);
+
+  int alive = pier__loop_alive(loop);
+  while (!pier__load(&loop->stop)) {
+    size_t worked = run_ready(loop);
+    if (!(alive = pier__loop_alive(loop))) break;
+    int rc = loop->prov->loop_poll(loop, poll_timeout(loop, mode, worked));
+    if (rc < 0) pier_spi_log(PIER_LOG_ERROR, "loop_poll: %s", pier_strerror(rc));
+    drain_remote(loop);
+    run_ready(loop);
+    alive = pier__loop_alive(loop);
+    if (mode != PIER_RUN_DEFAULT || !alive) break;
+  }
+  pier__store(&loop->stop, 0);
+
+  pier__mutex_lock(&loop->lock);
+  loop->running = 0;
+  pier__cond_broadcast(&loop->changed);
+  pier__mutex_unlock(&loop->lock);
+  return alive;
+}
+
+/* ------------------------------------------------------------------ */
+/* 3. cross-thread                                                     */
+/* ------------------------------------------------------------------ */
+
+int pier_loop_stop(pier_loop *loop) {
+  if (!loop) return PIER_EINVAL;
+  pier__store(&loop->stop, 1);
+  loop->prov->loop_wake(loop);
+  return 0;
+}
+
+int pier_loop_ref(pier_loop *loop) {
+  if (!loop) return PIER_EINVAL;
+  pier__mutex_lock(&loop->lock);
+  loop->refs++;
+  pier__mutex_unlock(&loop->lock);
+  return 0;
+}
+
+int pier_loop_unref(pier_loop *loop) {
+  if (!loop) return PIER_EINVAL;
+  pier__mutex_lock(&loop->lock);
+  int rc = loop->refs > 0 ? 0 : PIER_EINVAL;
+  if (rc == 0) loop->refs--;
+  pier__mutex_unlock(&loop->lock);
+  if (rc == 0) loop->prov->loop_wake(loop);
+  return rc;
+}
+
+static void remote_push(pier_loop *loop, pier_op *op, int status) {
+  op->status = status;
+  op->pier__r.state = PIER_OPS_DONE;
+  pier_opq_push(&loop->remote, op);
+  loop->nremote++;
+}
+
+int pier_loop_post(pier_loop *loop, pier_op *op, pier_op_cb cb) {
+  if (!loop || !op || !cb) return PIER_EINVAL;
+  pier__mutex_lock(&loop->lock);
+  int rc = loop->closed ? PIER_ESHUTDOWN
+           : op->pier__r.state != PIER_OPS_IDLE ? PIER_EBUSY : 0;
+  if (rc == 0) {
+    op->pier__r.type = PIER_OP_POST;
+    op->pier__r.cb = cb;
+    op->pier__r.loop = loop;
+    op->socket = NULL;
+    op->bytes = 0;
+    op->flags = 0;
+    remote_push(loop, op, 0);
+  }
+  pier__mutex_unlock(&loop->lock);
+  if (rc == 0) loop->prov->loop_wake(loop);
+  return rc;
+}
+
+void pier__loop_remote_complete(pier_loop *loop, pier_op *op, int status) {
+  pier__mutex_lock(&loop->lock);
+  /* The op was counted as pending when started; delivery uncounts it. */
+  remote_push(loop, op, status);
+  pier__mutex_unlock(&loop->lock);
+  loop->prov->loop_wake(loop);
+}
+
+void pier__loop_op_started(pier_loop *loop, pier_op *op) {
+  op->pier__r.state = PIER_OPS_PENDING;
+  op->pier__r.loop = loop;
+  op->status = PIER_EINPROGRESS;
+  loop->pending++;
+  if (op->socket) op->socket->pending++;
+}
+
+void pier__loop_op_unstarted(pier_loop *loop, pier_op *op) {
+  op->pier__r.state = PIER_OPS_IDLE;
+  loop->pending--;
+  if (op->socket) op->socket->pending--;
+}
+
+/* ------------------------------------------------------------------ */
+/* 4. accessors                                                        */
+/* ------------------------------------------------------------------ */
+
+const char *pier_loop_backend(const pier_loop *loop) {
+  return loop ? loop->prov->name : NULL;
+}
+
+uint64_t pier_loop_now(const pier_loop *loop) { return loop ? loop->now : 0; }
+
+void pier_loop_set_data(pier_loop *loop, void *data) {
+  if (loop) loop->data = data;
+}
+
+void *pier_loop_get_data(const pier_loop *loop) {
+  return loop ? loop->data : NULL;
+}
+
+void *pier_spi_loop_state(pier_loop *loop) { return loop->prov_state; }

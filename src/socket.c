@@ -1,0 +1,246 @@
+/*
+ * src/socket.c - socket objects: open, adopt, accepted sockets, the
+ * synchronous calls (bind, listen, shutdown, names, ioctl) and close,
+ * whose callback runs once every pending operation has been delivered.
+ *
+ * Section map
+ *   1. create / adopt / accepted
+ *   2. synchronous calls
+ *   3. close and reaping
+ *   4. accessors and SPI services
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define SOCK_ALIGN 16
+#define ROUND_UP(n) (((n) + SOCK_ALIGN - 1) & ~(size_t)(SOCK_ALIGN - 1))
+
+/* ------------------------------------------------------------------ */
+/* 1. create / adopt / accepted                                        */
+/* ------------------------------------------------------------------ */
+
+int pier__socket_create(pier_loop *loop, const pier_provider *prov,
+                        const pier_protocol_info *proto, pier_os_socket h,
+                        unsigned flags, pier_socket **out) {
+  pier_socket *s = pier__calloc(1, ROUND_UP(sizeof *s) + prov->socket_size);
+  if (!s) return PIER_ENOMEM;
+  s->loop = loop;
+  s->prov = prov;
+  s->proto = proto;
+  s->handle = PIER_INVALID_SOCKET;
+  s->state = (char *)s + ROUND_UP(sizeof *s);
+  if (flags & PIER_SOCK_NONBLOCK) s->flags |= PIER__S_NONBLOCK;
+  int rc = prov->open(s, proto, h);
+  if (rc) {
+    pier__free(s);
+    return rc;
+  }
+  loop->nsockets++;
+  *out = s;
+  return 0;
+}
+
+int pier_socket_open(pier_loop *loop, const pier_protocol_info *proto,
+                     unsigned flags, pier_socket **out) {
+  if (!loop || !proto || !out || (flags & ~PIER_SOCK_NONBLOCK))
+    return PIER_EINVAL;
+  *out = NULL;
+  /* Only catalog entries: a copied struct would outlive nothing useful. */
+  const pier_protocol_info *entry = pier_protocol_find(proto->name);
+  if (entry != proto) return PIER_EINVAL;
+  int rc = pier__loop_usable(loop);
+  if (rc) return rc;
+  return pier__socket_create(loop, loop->prov, proto, PIER_INVALID_SOCKET,
+                             flags, out);
+}
+
+static int socket_kind(pier_os_socket h, int *family, int *type) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  memset(&ss, 0, sizeof ss);
+  if (getsockname(h, (struct sockaddr *)&ss, &len) != 0) return -1;
+  socklen_t tlen = sizeof *type;
+  if (getsockopt(h, SOL_SOCKET, SO_TYPE, (char *)type, &tlen) != 0) return -1;
+  *family = ss.ss_family;
+  return 0;
+}
+
+int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,
+                      pier_socket **out) {
+  if (!loop || !out || h == PIER_INVALID_SOCKET ||
+      (flags & ~PIER_SOCK_NONBLOCK))
+    return PIER_EINVAL;
+  *out = NULL;
+  int rc = pier__loop_usable(loop);
+  if (rc) return rc;
+  int family = 0, type = 0;
+  if (socket_kind(h, &family, &type) != 0) return PIER_ENOTSOCK;
+  const pier_protocol_info *proto = pier__protocol_for(family, type);
+  if (!proto) return PIER_EAFNOSUPPORT;
+  return pier__socket_create(loop, loop->prov, proto, h, flags, out);
+}
+
+int pier_spi_accepted(pier_socket *l, pier_os_socket h, pier_socket **out) {
+  unsigned flags = (l->flags & PIER__S_NONBLOCK) ? PIER_SOCK_NONBLOCK : 0;
+  int rc = pier__socket_create(l->loop, l->prov, l->proto, h, flags, out);
+  if (rc == 0) (*out)->flags |= PIER__S_CONNECTED;
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* 2. synchronous calls                                                */
+/* ------------------------------------------------------------------ */
+
+int pier__socket_usable(const pier_socket *s) {
+  if (!s) return PIER_EINVAL;
+  if (s->flags & PIER__S_CLOSING) return PIER_EBADF;
+  return 0;
+}
+
+int pier_bind(pier_socket *s, const struct sockaddr *addr, size_t addrlen) {
+  int rc = pier__socket_usable(s);
+  if (rc) return rc;
+  if (!addr || addrlen == 0 || addrlen > sizeof(struct sockaddr_storage))
+    return PIER_EINVAL;
+  return s->prov->bind(s, addr, addrlen);
+}
+
+int pier_listen(pier_socket *s, int backlog) {
+  int rc = pier__socket_usable(s);
+  if (rc) return rc;
+  if (s->proto->caps & PIER_CAP_CONNECTIONLESS) return PIER_EOPNOTSUPP;
+  rc = s->prov->listen(s, backlog <= 0 ? SOMAXCONN : backlog);
+  if (rc == 0) s->flags |= PIER__S_LISTENING;
+  return rc;
+}
+
+int pier_shutdown(pier_socket *s, int how) {
+  int rc = pier__socket_usable(s);
+  if (rc) return rc;
+  if (how != PIER_SHUT_RD && how != PIER_SHUT_WR && how != PIER_SHUT_RDWR)
+    return PIER_EINVAL;
+  return s->prov->shutdown(s, how);
+}
+
+static int name_of(pier_socket *s, int peer, struct sockaddr_storage *addr,
+                   size_t *len) {
+  int rc = pier__socket_usable(s);
+  if (rc) return rc;
+  if (!addr || !len || *len == 0) return PIER_EINVAL;
+  return s->prov->sockname(s, peer, addr, len);
+}
+
+int pier_getsockname(pier_socket *s, struct sockaddr_storage *addr, size_t *len) {
+  return name_of(s, 0, addr, len);
+}
+
+int pier_getpeername(pier_socket *s, struct sockaddr_storage *addr, size_t *len) {
+  return name_of(s, 1, addr, len);
+}
+
+int pier_ioctl(pier_socket *s, int cmd, void *arg) {
+  int rc = pier__socket_usable(s);
+  if (rc) return rc;
+  if (!arg) return PIER_EINVAL;
+  switch (cmd) {
+  case PIER_FIONBIO:
+    if (*(int *)arg) s->flags |= PIER__S_NONBLOCK;
+    else s->flags &= ~PIER__S_NONBLOCK;
+    return 0;
+  case PIER_FIONREAD:
+  case PIER_SIOCATMARK:
+    return s->prov->ioctl ? s->prov->ioctl(s, cmd, arg) : PIER_EOPNOTSUPP;
+  default:
+    return PIER_EINVAL;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* 3. close and reaping                                                */
+/* ------------------------------------------------------------------ */
+
+void pier__socket_block_enter(pier_socket *s) { pier__fetch_add(&s->blocked, 1); }
+
+void pier__socket_block_leave(pier_socket *s) {
+  /* A close may be waiting for this call to leave: let the loop look. */
+  if (pier__fetch_add(&s->blocked, -1) == 1 &&
+      (pier__load(&s->flags) & PIER__S_CLOSING))
+    s->loop->prov->loop_wake(s->loop);
+}
+
+static void provider_close(pier_socket *s) {
+  s->flags |= PIER__S_PROV_CLOSING;
+  s->prov->close(s);
+}
+
+int pier_close(pier_socket *s, pier_close_cb cb) {
+  if (!s) return PIER_EINVAL;
+  if (s->flags & PIER__S_CLOSING) return PIER_EALREADY;
+  pier__store(&s->flags, s->flags | PIER__S_CLOSING);
+  s->close_cb = cb;
+  s->next_closing = s->loop->closing;
+  s->loop->closing = s;
+  /* Blocked threads still use the OS socket: interrupt them, and release
+     it only when the last has left (see pier__sockets_reap). */
+  if (pier__load(&s->blocked) > 0 && s->prov->cancel_blocking)
+    s->prov->cancel_blocking(s);
+  else
+    provider_close(s);
+  return 0;
+}
+
+void pier_spi_closed(pier_socket *s) { s->flags |= PIER__S_PROV_CLOSED; }
+
+size_t pier__sockets_reap(pier_loop *loop) {
+  size_t n = 0;
+  pier_socket **link = &loop->closing;
+  while (*link) {
+    pier_socket *s = *link;
+    if (!(s->flags & PIER__S_PROV_CLOSING) && pier__load(&s->blocked) == 0)
+      provider_close(s);
+    if (s->pending || !(s->flags & PIER__S_PROV_CLOSED) ||
+        pier__load(&s->blocked) > 0) {
+      link = &s->next_closing;
+      continue;
+    }
+    *link = s->next_closing;
+    loop->nsockets--;
+    if (s->close_cb) {
+      loop->in_callback++;
+      s->close_cb(s);
+      loop->in_callback--;
+    }
+    pier__free(s);
+    n++;
+  }
+  return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* 4. accessors and SPI services                                       */
+/* ------------------------------------------------------------------ */
+
+pier_os_socket pier_socket_handle(const pier_socket *s) {
+  return s ? s->handle : PIER_INVALID_SOCKET;
+}
+
+const pier_protocol_info *pier_socket_protocol(const pier_socket *s) {
+  return s ? s->proto : NULL;
+}
+
+pier_loop *pier_socket_loop(const pier_socket *s) { return s ? s->loop : NULL; }
+
+void pier_socket_set_data(pier_socket *s, void *data) {
+  if (s) s->data = data;
+}
+
+void *pier_socket_get_data(const pier_socket *s) { return s ? s->data : NULL; }
+
+void *pier_spi_socket_state(pier_socket *s) { return s->state; }
+
+void pier_spi_set_handle(pier_socket *s, pier_os_socket h) { s->handle = h; }
+
+int pier_spi_nonblocking(const pier_socket *s) {
+  return (s->flags & PIER__S_NONBLOCK) != 0;
+}

@@ -1,0 +1,144 @@
+/*
+ * src/sockopt.c - portable PIER_SO_* options mapped onto the OS's
+ * level/name pairs (per platform), and the raw pass-through.  Every
+ * option goes through the provider's getsockopt/setsockopt slots so a
+ * layered provider can intercept them.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#ifdef _WIN32
+#  include <mstcpip.h>
+#else
+#  include <netinet/in.h>
+#  include <netinet/tcp.h>
+#endif
+
+typedef struct { int level, name; } os_opt;
+
+/* The OS level/name of a simple int option; 0 if found. */
+static int map(const pier_socket *s, int opt, os_opt *o) {
+  int v6 = s->proto->family == AF_INET6;
+  switch (opt) {
+  case PIER_SO_NODELAY: o->level = IPPROTO_TCP; o->name = TCP_NODELAY; break;
+  case PIER_SO_KEEPALIVE: o->level = SOL_SOCKET; o->name = SO_KEEPALIVE; break;
+#if defined(TCP_KEEPIDLE)
+  case PIER_SO_KEEPIDLE: o->level = IPPROTO_TCP; o->name = TCP_KEEPIDLE; break;
+#elif defined(TCP_KEEPALIVE)
+  case PIER_SO_KEEPIDLE: o->level = IPPROTO_TCP; o->name = TCP_KEEPALIVE; break;
+#endif
+#ifdef TCP_KEEPINTVL
+  case PIER_SO_KEEPINTVL: o->level = IPPROTO_TCP; o->name = TCP_KEEPINTVL; break;
+#endif
+#ifdef TCP_KEEPCNT
+  case PIER_SO_KEEPCNT: o->level = IPPROTO_TCP; o->name = TCP_KEEPCNT; break;
+#endif
+  case PIER_SO_RCVBUF: o->level = SOL_SOCKET; o->name = SO_RCVBUF; break;
+  case PIER_SO_SNDBUF: o->level = SOL_SOCKET; o->name = SO_SNDBUF; break;
+  case PIER_SO_REUSEADDR: o->level = SOL_SOCKET; o->name = SO_REUSEADDR; break;
+#ifdef SO_REUSEPORT
+  case PIER_SO_REUSEPORT: o->level = SOL_SOCKET; o->name = SO_REUSEPORT; break;
+#endif
+  case PIER_SO_V6ONLY:
+    if (!v6) return PIER_ENOPROTOOPT;
+    o->level = IPPROTO_IPV6; o->name = IPV6_V6ONLY; break;
+  case PIER_SO_BROADCAST: o->level = SOL_SOCKET; o->name = SO_BROADCAST; break;
+  case PIER_SO_TOS:
+    if (v6) { o->level = IPPROTO_IPV6; o->name = IPV6_TCLASS; }
+    else if (s->proto->family == AF_INET) { o->level = IPPROTO_IP; o->name = IP_TOS; }
+    else return PIER_ENOPROTOOPT;
+    break;
+  case PIER_SO_TYPE: o->level = SOL_SOCKET; o->name = SO_TYPE; break;
+  case PIER_SO_OOBINLINE: o->level = SOL_SOCKET; o->name = SO_OOBINLINE; break;
+  default:
+    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_OOBINLINE)
+               ? PIER_ENOPROTOOPT : PIER_EINVAL;
+  }
+  int tcp_only = o->level == IPPROTO_TCP;
+  if (tcp_only && s->proto->protocol != IPPROTO_TCP) return PIER_ENOPROTOOPT;
+  return 0;
+}
+
+static int set_int(pier_socket *s, const os_opt *o, int value) {
+  return s->prov->setsockopt(s, o->level, o->name, &value, sizeof value);
+}
+
+static int get_int(pier_socket *s, const os_opt *o, int *value) {
+  int v = 0;
+  size_t len = sizeof v;
+  int rc = s->prov->getsockopt(s, o->level, o->name, &v, &len);
+  if (rc) return rc;
+  /* Some options (Windows BOOL-likes, Linux IP_TOS) report fewer bytes. */
+  if (len == 1) v = *(unsigned char *)&v;
+  *value = v;
+  return 0;
+}
+
+static int set_linger(pier_socket *s, int seconds) {
+  struct linger l;
+  memset(&l, 0, sizeof l);
+  l.l_onoff = seconds >= 0;
+  l.l_linger = seconds >= 0 ? seconds : 0;
+  return s->prov->setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
+static int get_linger(pier_socket *s, int *seconds) {
+  struct linger l;
+  size_t len = sizeof l;
+  int rc = s->prov->getsockopt(s, SOL_SOCKET, SO_LINGER, &l, &len);
+  if (rc == 0) *seconds = l.l_onoff ? (int)l.l_linger : -1;
+  return rc;
+}
+
+int pier_setsockopt(pier_socket *s, int opt, int value) {
+  int rc = pier__socket_usable(s);
+  if (rc) return rc;
+  if (opt == PIER_SO_LINGER) return set_linger(s, value < 0 ? -1 : value);
+  if (opt == PIER_SO_ERROR || opt == PIER_SO_TYPE) return PIER_EINVAL;
+  if (opt == PIER_SO_TOS && (value < 0 || value > 255)) return PIER_EINVAL;
+  if ((opt == PIER_SO_KEEPIDLE || opt == PIER_SO_KEEPINTVL ||
+       opt == PIER_SO_KEEPCNT || opt == PIER_SO_RCVBUF ||
+       opt == PIER_SO_SNDBUF) && value <= 0)
+    return PIER_EINVAL;
+  os_opt o;
+  if ((rc = map(s, opt, &o)) != 0) return rc;
+  return set_int(s, &o, value);
+}
+
+int pier_getsockopt(pier_socket *s, int opt, int *value) {
+  int rc = pier__socket_usable(s);
+  if (rc) return rc;
+  if (!value) return PIER_EINVAL;
+  if (opt == PIER_SO_LINGER) return get_linger(s, value);
+  if (opt == PIER_SO_ERROR) {
+    int e = 0;
+    size_t len = sizeof e;
+    rc = s->prov->getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &len);
+    if (rc == 0) *value = pier_spi_os_error(e);
+    return rc;
+  }
+  os_opt o;
+  if ((rc = map(s, opt, &o)) != 0) return rc;
+  rc = get_int(s, &o, value);
+  if (rc == 0 && o.level != IPPROTO_TCP && opt != PIER_SO_RCVBUF &&
+      opt != PIER_SO_SNDBUF && opt != PIER_SO_TOS && opt != PIER_SO_TYPE)
+    *value = *value != 0; /* booleans come back as 0/1 */
+  return rc;
+}
+
+int pier_setsockopt_raw(pier_socket *s, int level, int name, const void *val,
+                        size_t len) {
+  int rc = pier__socket_usable(s);
+  if (rc) return rc;
+  if (!val || len == 0) return PIER_EINVAL;
+  return s->prov->setsockopt(s, level, name, val, len);
+}
+
+int pier_getsockopt_raw(pier_socket *s, int level, int name, void *val,
+                        size_t *len) {
+  int rc = pier__socket_usable(s);
+  if (rc) return rc;
+  if (!val || !len || *len == 0) return PIER_EINVAL;
+  return s->prov->getsockopt(s, level, name, val, len);
+}

@@ -1,0 +1,268 @@
+/*
+ * tests/helpers.c - shared helpers of the Check suites (see helpers.h):
+ * loops on the provider under test, bounded loop runs, loopback
+ * listeners and connected pairs, plain OS clients, a deterministic byte
+ * pattern, a monotonic clock and a counting callback.
+ */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#  include <windows.h>
+#else
+#  include <arpa/inet.h>
+#  include <errno.h>
+#  include <sys/un.h>
+#  include <time.h>
+#  include <unistd.h>
+#endif
+
+/* ------------------------------------------------------------------ */
+/* loops                                                               */
+/* ------------------------------------------------------------------ */
+
+pier_loop *t_loop_new(void) {
+  pier_loop *loop = NULL;
+  T_OK(pier_loop_new(NULL, &loop));
+  ck_assert_ptr_nonnull(loop);
+  return loop;
+}
+
+/*
+ * Sockets cannot be enumerated through the public API: tests close their
+ * own, and this runs the loop until their close callbacks have run and
+ * pier_loop_free() stops answering PIER_EBUSY (bounded to 2 s).
+ */
+void t_loop_free(pier_loop *loop) {
+  uint64_t deadline = t_now_ms() + 2000;
+  int rc;
+  while ((rc = pier_loop_free(loop)) == PIER_EBUSY && t_now_ms() < deadline) {
+    int run = pier_loop_run(loop, PIER_RUN_NOWAIT);
+    ck_assert_msg(run >= 0, "pier_loop_run(NOWAIT) returned %d (%s)", run,
+                  pier_err_name(run));
+    t_sleep_ms(1);
+  }
+  ck_assert_msg(rc == 0,
+                "pier_loop_free returned %d (%s) after 2000 ms: something "
+                "(socket, timer, post) is still alive",
+                rc, pier_err_name(rc));
+}
+
+/* The wake-up timer of t_run_until*: keeps PIER_RUN_ONCE from blocking. */
+static void tick_cb(pier_timer *t) { (void)t; }
+
+/* Is the wait over?  want == 0: *v non-zero; else *v >= want. */
+static int reached(volatile int *v, int want) {
+  return want == 0 ? *v != 0 : *v >= want;
+}
+
+static void run_until(pier_loop *loop, volatile int *v, int want,
+                      int timeout_ms) {
+  pier_timer tick;
+  uint64_t deadline = t_now_ms() + (uint64_t)timeout_ms;
+  T_OK(pier_timer_init(loop, &tick));
+  T_OK(pier_timer_start(&tick, 10, 10, tick_cb));
+  while (!reached(v, want)) {
+    if (t_now_ms() > deadline) {
+      pier_timer_stop(&tick);
+      ck_abort_msg("timed out after %d ms (value %d, waiting for %s %d)",
+                   timeout_ms, *v, want ? ">=" : "!=", want);
+    }
+    int rc = pier_loop_run(loop, PIER_RUN_ONCE);
+    ck_assert_msg(rc >= 0, "pier_loop_run(ONCE) returned %d (%s)", rc,
+                  pier_err_name(rc));
+  }
+  T_OK(pier_timer_stop(&tick));
+}
+
+void t_run_until(pier_loop *loop, volatile int *flag, int timeout_ms) {
+  run_until(loop, flag, 0, timeout_ms);
+}
+
+void t_run_until_count(pier_loop *loop, volatile int *count, int target,
+                       int timeout_ms) {
+  if (target <= 0) return;
+  run_until(loop, count, target, timeout_ms);
+}
+
+/* ------------------------------------------------------------------ */
+/* addresses, listeners, pairs                                         */
+/* ------------------------------------------------------------------ */
+
+static int proto_family(const char *proto) {
+  const pier_protocol_info *p = pier_protocol_find(proto);
+  ck_assert_msg(p != NULL, "catalog has no entry \"%s\"", proto);
+  return p->family;
+}
+
+#ifndef _WIN32
+/* AF_UNIX paths handed out by this process, unlinked when it exits. */
+static unsigned n_paths;
+static pid_t paths_pid;
+
+static void unlink_paths(void) {
+  char path[64];
+  if (getpid() != paths_pid) return; /* a forked child's copy: not ours */
+  for (unsigned i = 0; i < n_paths; i++) {
+    snprintf(path, sizeof path, "/tmp/pier-t-%ld-%u.sock", (long)paths_pid, i);
+    unlink(path);
+  }
+}
+
+static void unix_path(char *buf, size_t cap) {
+  if (paths_pid != getpid()) { /* first use in this (forked) process */
+    if (paths_pid == 0) atexit(unlink_paths);
+    paths_pid = getpid();
+    n_paths = 0;
+  }
+  snprintf(buf, cap, "/tmp/pier-t-%ld-%u.sock", (long)paths_pid, n_paths++);
+  unlink(buf);
+}
+#endif
+
+void t_loopback(const char *proto, struct sockaddr_storage *addr,
+                size_t *len) {
+  int family = proto_family(proto);
+  memset(addr, 0, sizeof *addr);
+  if (family == AF_INET) {
+    struct sockaddr_in *sin = (struct sockaddr_in *)addr;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *len = sizeof *sin;
+  } else if (family == AF_INET6) {
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)addr;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_addr = in6addr_loopback;
+    *len = sizeof *sin6;
+#ifndef _WIN32
+  } else if (family == AF_UNIX) {
+    /* A fresh path under /tmp: AF_UNIX has no port 0. */
+    struct sockaddr_un *sun = (struct sockaddr_un *)addr;
+    sun->sun_family = AF_UNIX;
+    unix_path(sun->sun_path, sizeof sun->sun_path);
+    *len = sizeof *sun;
+#endif
+  } else {
+    ck_abort_msg("no loopback address for \"%s\" (family %d)", proto, family);
+  }
+}
+
+pier_socket *t_listener(pier_loop *loop, const char *proto,
+                        struct sockaddr_storage *addr, size_t *len) {
+  const pier_protocol_info *p = pier_protocol_find(proto);
+  pier_socket *s = NULL;
+  struct sockaddr_storage bind_addr;
+  size_t bind_len;
+  ck_assert_msg(p != NULL, "catalog has no entry \"%s\"", proto);
+  T_OK(pier_socket_open(loop, p, 0, &s));
+  if (p->family != AF_UNIX) T_OK(pier_setsockopt(s, PIER_SO_REUSEADDR, 1));
+  t_loopback(proto, &bind_addr, &bind_len);
+  T_OK(pier_bind(s, (const struct sockaddr *)&bind_addr, bind_len));
+  T_OK(pier_listen(s, 64));
+  *len = sizeof *addr;
+  T_OK(pier_getsockname(s, addr, len));
+  return s;
+}
+
+void t_pair(pier_loop *loop, const char *proto, pier_socket **client,
+            pier_socket **server) {
+  struct sockaddr_storage addr;
+  size_t len;
+  pier_op aop, cop;
+  int done = 0;
+  pier_socket *l = t_listener(loop, proto, &addr, &len);
+
+  memset(&aop, 0, sizeof aop);
+  memset(&cop, 0, sizeof cop);
+  aop.data = cop.data = &done;
+  T_OK(pier_socket_open(loop, pier_protocol_find(proto), 0, client));
+  T_OK(pier_accept(l, &aop, NULL, NULL, t_count_cb));
+  T_OK(pier_connect(*client, &cop, (const struct sockaddr *)&addr, len, NULL,
+                    NULL, t_count_cb));
+  t_run_until_count(loop, &done, 2, 3000);
+  T_OK(aop.status);
+  T_OK(cop.status);
+  ck_assert_ptr_nonnull(aop.accepted);
+  *server = aop.accepted;
+  T_OK(pier_close(l, NULL));
+}
+
+/* ------------------------------------------------------------------ */
+/* plain OS sockets                                                    */
+/* ------------------------------------------------------------------ */
+
+pier_os_socket t_os_connect(const struct sockaddr_storage *addr, size_t len) {
+  pier_os_socket h = socket(addr->ss_family, SOCK_STREAM, 0);
+  ck_assert_msg(h != PIER_INVALID_SOCKET, "socket() failed");
+  int rc = connect(h, (const struct sockaddr *)addr, (socklen_t)len);
+  ck_assert_msg(rc == 0, "connect() failed");
+  return h;
+}
+
+void t_os_close(pier_os_socket h) {
+#ifdef _WIN32
+  closesocket(h);
+#else
+  close(h);
+#endif
+}
+
+/* ------------------------------------------------------------------ */
+/* byte pattern                                                        */
+/* ------------------------------------------------------------------ */
+
+/* splitmix64-style mix of (seed, offset): no small period. */
+static uint8_t pattern_byte(uint64_t seed, size_t i) {
+  uint64_t z = (uint64_t)i + seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+  z ^= z >> 30;
+  z *= 0xBF58476D1CE4E5B9ull;
+  z ^= z >> 27;
+  z *= 0x94D049BB133111EBull;
+  return (uint8_t)(z ^ (z >> 31));
+}
+
+void t_fill(void *buf, size_t len, uint64_t seed, size_t offset) {
+  uint8_t *p = buf;
+  for (size_t i = 0; i < len; i++) p[i] = pattern_byte(seed, offset + i);
+}
+
+size_t t_verify(const void *buf, size_t len, uint64_t seed, size_t offset) {
+  const uint8_t *p = buf;
+  for (size_t i = 0; i < len; i++)
+    if (p[i] != pattern_byte(seed, offset + i)) return i;
+  return (size_t)-1;
+}
+
+/* ------------------------------------------------------------------ */
+/* clock, sleep, callbacks                                             */
+/* ------------------------------------------------------------------ */
+
+uint64_t t_now_ms(void) {
+#ifdef _WIN32
+  return (uint64_t)GetTickCount64();
+#else
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+#endif
+}
+
+void t_sleep_ms(int ms) {
+#ifdef _WIN32
+  Sleep((DWORD)ms);
+#else
+  struct timespec ts;
+  ts.tv_sec = ms / 1000;
+  ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+#endif
+}
+
+void t_count_cb(pier_op *op, int status) {
+  (void)status;
+  (*(int *)op->data)++;
+}

@@ -1,0 +1,79 @@
+#!/bin/sh
+# tests/symbols.sh - the library exports only pier_* and the headers are
+# clean C99 and C++11:
+#   - .libs/libpier.so: every defined dynamic symbol starts with pier_
+#     and not pier__ (skipped when there is no shared library);
+#   - .libs/libpier.a: every defined global symbol starts with pier_;
+#   - include/pier.h (and pier/spi.h) compile with cc -std=c99 -pedantic
+#     -Wall -Werror; tests/headers-cxx.cc compiles with $CXX -std=c++11
+#     (skipped when CXX is empty).
+# Environment: top_builddir, top_srcdir (set by make check; default .),
+# CXX, CC (default cc), NM (default nm).
+: "${top_builddir:=.}"
+: "${top_srcdir:=.}"
+nm=${NM:-nm}
+cc=${CC:-cc}
+fail=0
+tmp=${TMPDIR:-/tmp}/pier-symbols.$$
+trap 'rm -f "$tmp" "$tmp.c"' EXIT
+trap 'exit 1' INT TERM
+
+bad() { echo "symbols: $*" >&2; fail=1; }
+
+# --- shared library: defined dynamic symbols -------------------------------
+so=$top_builddir/.libs/libpier.so
+if [ -e "$so" ]; then
+  # nm -D --defined-only: "addr type name"; ignore absolute/version nodes (A).
+  if ! $nm -D --defined-only "$so" >"$tmp" 2>&1; then
+    bad "nm -D failed on $so"; cat "$tmp" >&2
+  else
+    wrong=$(awk '$2 != "A" { print $NF }' "$tmp" | sed 's/@.*//' |
+            grep -v '^pier_[^_]' || true)
+    [ -n "$wrong" ] && bad "$so exports non-pier_ symbols:" $wrong
+    [ -s "$tmp" ] || bad "$so exports nothing"
+    echo "symbols: $so: $(awk '$2 != "A"' "$tmp" | wc -l) exported symbols"
+  fi
+else
+  echo "symbols: $so absent, shared check skipped"
+fi
+
+# --- static library: defined global symbols --------------------------------
+a=$top_builddir/.libs/libpier.a
+if [ -e "$a" ]; then
+  if ! $nm -g --defined-only "$a" >"$tmp" 2>&1; then
+    bad "nm -g failed on $a"; cat "$tmp" >&2
+  else
+    # lines "addr T name"; skip member headers ("x.o:") and blank lines
+    wrong=$(awk 'NF >= 2 && $0 !~ /:$/ { print $NF }' "$tmp" |
+            grep -v '^pier_' || true)
+    [ -n "$wrong" ] && bad "$a defines non-pier_ globals:" $wrong
+    echo "symbols: $a: $(awk 'NF >= 2 && $0 !~ /:$/' "$tmp" | wc -l) global symbols"
+  fi
+else
+  echo "symbols: $a absent, static check skipped"
+fi
+
+# --- headers as C99 ---------------------------------------------------------
+printf '#include <pier.h>\n#include <pier/spi.h>\nint main(void) { return pier_version() == 0; }\n' >"$tmp.c"
+if $cc -std=c99 -pedantic -Wall -Werror -fsyntax-only -I"$top_srcdir/include" \
+     "$top_srcdir/include/pier.h" >"$tmp" 2>&1 &&
+   $cc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only \
+     -I"$top_srcdir/include" "$tmp.c" >>"$tmp" 2>&1; then
+  echo "symbols: headers compile as C99"
+else
+  bad "headers are not clean C99:"; cat "$tmp" >&2
+fi
+
+# --- headers as C++11 -------------------------------------------------------
+if [ -n "${CXX:-}" ]; then
+  if $CXX -std=c++11 -Wall -Werror -fsyntax-only -I"$top_srcdir/include" \
+       "$top_srcdir/tests/headers-cxx.cc" >"$tmp" 2>&1; then
+    echo "symbols: headers compile as C++11"
+  else
+    bad "headers are not clean C++11:"; cat "$tmp" >&2
+  fi
+else
+  echo "symbols: CXX empty, C++ check skipped"
+fi
+
+exit $fail

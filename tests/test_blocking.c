@@ -1,0 +1,355 @@
+/*
+ * tests/test_blocking.c - the blocking form (cb == NULL), as in Winsock:
+ * sockets start in blocking mode; connect, accept, send and recv block in
+ * a plain thread with no loop running; pier_cancel_blocking interrupts a
+ * blocked recv or accept with PIER_ECANCELED and the socket goes on
+ * working; in non-blocking mode the blocking form answers
+ * PIER_EWOULDBLOCK.
+ */
+#include "helpers.h"
+#include <pthread.h>
+#include <string.h>
+
+typedef struct job {
+  pier_socket *s;       /* socket the thread blocks on */
+  pier_socket *peer;    /* other end, for the full exchange */
+  struct sockaddr_storage addr;
+  size_t addrlen;
+  int rc[8];            /* results of the thread's calls, in order */
+  size_t bytes[8];
+  pier_socket *accepted;
+  char buf[256];
+  volatile int started, finished;
+} job;
+
+/* Wait for a thread (no loop run); on timeout interrupt it and fail. */
+static void join_bounded(pthread_t th, job *j, pier_socket *a, pier_socket *b,
+                         int timeout_ms) {
+  uint64_t until = t_now_ms() + (uint64_t)timeout_ms;
+  while (!j->finished && t_now_ms() < until) t_sleep_ms(2);
+  int late = !j->finished;
+  while (!j->finished) {
+    if (a) pier_cancel_blocking(a);
+    if (b) pier_cancel_blocking(b);
+    t_sleep_ms(5);
+  }
+  pthread_join(th, NULL);
+  ck_assert_msg(!late, "blocking thread did not finish in %d ms", timeout_ms);
+}
+
+/* Retry pier_cancel_blocking until a call is blocked (bounded). */
+static void cancel_when_blocked(pier_socket *s, job *j) {
+  int rc = PIER_ENOENT, tries = 0;
+  uint64_t until = t_now_ms() + 3000;
+  while (t_now_ms() < until) {
+    rc = pier_cancel_blocking(s);
+    tries++;
+    if (rc != PIER_ENOENT || j->finished) break;
+    t_sleep_ms(3);
+  }
+  ck_assert_msg(rc == 0, "pier_cancel_blocking returned %s after %d tries",
+                pier_err_name(rc), tries);
+}
+
+/* ------------------------------------------------------------------ */
+
+/*
+ * In a plain thread: connect to a pier listener, accept, then
+ * client -> server and server -> client, all with cb == NULL.
+ */
+static void *exchange_thread(void *arg) {
+  job *j = arg;
+  pier_op op;
+  j->started = 1;
+  memset(&op, 0, sizeof op);
+  j->rc[0] = pier_connect(j->peer, &op, (struct sockaddr *)&j->addr,
+                          j->addrlen, NULL, NULL, NULL);
+  memset(&op, 0, sizeof op);
+  j->rc[1] = pier_accept(j->s, &op, NULL, NULL, NULL);
+  j->accepted = op.accepted;
+  if (j->rc[0] || j->rc[1] || !j->accepted) goto out;
+
+  char out[100];
+  t_fill(out, sizeof out, 7, 0);
+  pier_buf b = pier_buf_init(out, sizeof out);
+  memset(&op, 0, sizeof op);
+  j->rc[2] = pier_send(j->peer, &op, &b, 1, 0, NULL);
+  j->bytes[2] = op.bytes;
+
+  b = pier_buf_init(j->buf, sizeof out);
+  memset(&op, 0, sizeof op);
+  j->rc[3] = pier_recv(j->accepted, &op, &b, 1, PIER_MSG_WAITALL, NULL);
+  j->bytes[3] = op.bytes;
+
+  t_fill(out, sizeof out, 8, 0);
+  b = pier_buf_init(out, sizeof out);
+  memset(&op, 0, sizeof op);
+  j->rc[4] = pier_send(j->accepted, &op, &b, 1, 0, NULL);
+  j->bytes[4] = op.bytes;
+
+  b = pier_buf_init(j->buf + 100, sizeof out);
+  memset(&op, 0, sizeof op);
+  j->rc[5] = pier_recv(j->peer, &op, &b, 1, PIER_MSG_WAITALL, NULL);
+  j->bytes[5] = op.bytes;
+out:
+  j->finished = 1;
+  return NULL;
+}
+
+START_TEST(test_blocking_connect_accept_send_recv_in_thread) {
+  pier_loop *loop = t_loop_new();
+  static job j;
+  memset(&j, 0, sizeof j);
+  j.s = t_listener(loop, "tcp4", &j.addr, &j.addrlen);
+  T_OK(pier_socket_open(loop, pier_protocol_find("tcp4"), 0, &j.peer));
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, exchange_thread, &j), 0);
+  join_bounded(th, &j, j.s, j.peer, 10000);
+  T_OK(j.rc[0]);
+  T_OK(j.rc[1]);
+  ck_assert_ptr_nonnull(j.accepted);
+  T_OK(j.rc[2]);
+  ck_assert_uint_eq(j.bytes[2], 100);
+  T_OK(j.rc[3]);
+  ck_assert_uint_eq(j.bytes[3], 100);
+  ck_assert_uint_eq(t_verify(j.buf, 100, 7, 0), (size_t)-1);
+  T_OK(j.rc[4]);
+  ck_assert_uint_eq(j.bytes[4], 100);
+  T_OK(j.rc[5]);
+  ck_assert_uint_eq(j.bytes[5], 100);
+  ck_assert_uint_eq(t_verify(j.buf + 100, 100, 8, 0), (size_t)-1);
+
+  struct sockaddr_storage peer, local;
+  size_t plen = sizeof peer, llen = sizeof local;
+  T_OK(pier_getpeername(j.accepted, &peer, &plen));
+  T_OK(pier_getsockname(j.peer, &local, &llen));
+  ck_assert_uint_eq(plen, llen);
+  ck_assert_int_eq(memcmp(&peer, &local, plen), 0);
+
+  T_OK(pier_close(j.accepted, NULL));
+  T_OK(pier_close(j.peer, NULL));
+  T_OK(pier_close(j.s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+static void close_count_cb(pier_socket *s) {
+  (*(int *)pier_socket_get_data(s))++;
+}
+
+/* A blocking connect to a port nobody listens on is refused. */
+START_TEST(test_blocking_connect_refused) {
+  pier_loop *loop = t_loop_new();
+  struct sockaddr_storage la;
+  size_t llen;
+  pier_socket *l = t_listener(loop, "tcp4", &la, &llen);
+  int closed = 0;
+  pier_socket_set_data(l, &closed);
+  T_OK(pier_close(l, close_count_cb));
+  t_run_until(loop, &closed, 3000);
+  pier_socket *c;
+  T_OK(pier_socket_open(loop, pier_protocol_find("tcp4"), 0, &c));
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_ERR(pier_connect(c, &op, (struct sockaddr *)&la, llen, NULL, NULL, NULL),
+        PIER_ECONNREFUSED);
+  ck_assert_int_eq(op.status, PIER_ECONNREFUSED);
+  T_OK(pier_close(c, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static void *recv_twice_thread(void *arg) {
+  job *j = arg;
+  pier_op op;
+  pier_buf b = pier_buf_init(j->buf, 64);
+  memset(&op, 0, sizeof op);
+  j->started = 1;
+  j->rc[0] = pier_recv(j->s, &op, &b, 1, 0, NULL);
+  j->bytes[0] = op.bytes;
+  /* after the cancellation the socket still works */
+  memset(&op, 0, sizeof op);
+  j->rc[1] = pier_recv(j->s, &op, &b, 1, PIER_MSG_WAITALL, NULL);
+  j->bytes[1] = op.bytes;
+  j->finished = 1;
+  return NULL;
+}
+
+START_TEST(test_cancel_blocking_interrupts_recv_socket_still_works) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *s;
+  t_pair(loop, "tcp4", &c, &s);
+  static job j;
+  memset(&j, 0, sizeof j);
+  j.s = s;
+  T_ERR(pier_cancel_blocking(s), PIER_ENOENT); /* nothing blocked yet */
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, recv_twice_thread, &j), 0);
+  cancel_when_blocked(s, &j);
+
+  /* the first recv returned ECANCELED; the second is (or will be) blocked */
+  uint64_t until = t_now_ms() + 3000;
+  while (j.rc[0] == 0 && !j.finished && t_now_ms() < until) t_sleep_ms(2);
+  t_sleep_ms(30);
+  ck_assert_int_eq(j.finished, 0);
+  char out[64];
+  t_fill(out, sizeof out, 9, 0);
+  pier_buf b = pier_buf_init(out, sizeof out);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_OK(pier_send(c, &op, &b, 1, 0, NULL));
+  join_bounded(th, &j, s, NULL, 5000);
+  T_ERR(j.rc[0], PIER_ECANCELED);
+  T_OK(j.rc[1]);
+  ck_assert_uint_eq(j.bytes[1], 64);
+  ck_assert_uint_eq(t_verify(j.buf, 64, 9, 0), (size_t)-1);
+  T_ERR(pier_cancel_blocking(s), PIER_ENOENT);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+static void *accept_thread(void *arg) {
+  job *j = arg;
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  j->started = 1;
+  j->rc[0] = pier_accept(j->s, &op, NULL, NULL, NULL);
+  j->accepted = op.accepted;
+  j->finished = 1;
+  return NULL;
+}
+
+START_TEST(test_cancel_blocking_interrupts_accept_listener_still_works) {
+  pier_loop *loop = t_loop_new();
+  static job j;
+  memset(&j, 0, sizeof j);
+  j.s = t_listener(loop, "tcp4", &j.addr, &j.addrlen);
+  T_ERR(pier_cancel_blocking(j.s), PIER_ENOENT);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, accept_thread, &j), 0);
+  cancel_when_blocked(j.s, &j);
+  join_bounded(th, &j, j.s, NULL, 3000);
+  T_ERR(j.rc[0], PIER_ECANCELED);
+  ck_assert_ptr_null(j.accepted);
+
+  /* the listener still accepts */
+  pier_os_socket h = t_os_connect(&j.addr, j.addrlen);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_OK(pier_accept(j.s, &op, NULL, NULL, NULL));
+  ck_assert_ptr_nonnull(op.accepted);
+  t_os_close(h);
+  T_OK(pier_close(op.accepted, NULL));
+  T_OK(pier_close(j.s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+START_TEST(test_nonblocking_mode_blocking_form_returns_ewouldblock) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *s;
+  t_pair(loop, "tcp4", &c, &s);
+  int on = 1, off = 0;
+  T_OK(pier_ioctl(s, PIER_FIONBIO, &on));
+  char b[32];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  uint64_t t0 = t_now_ms();
+  T_ERR(pier_recv(s, &op, &pb, 1, 0, NULL), PIER_EWOULDBLOCK);
+  ck_assert_uint_lt(t_now_ms() - t0, 1000);
+
+  /* with data there, the non-blocking call returns it at once */
+  char out[10];
+  t_fill(out, sizeof out, 12, 0);
+  pier_buf ob = pier_buf_init(out, sizeof out);
+  memset(&op, 0, sizeof op);
+  T_OK(pier_send(c, &op, &ob, 1, 0, NULL));
+  size_t got = 0;
+  uint64_t until = t_now_ms() + 2000;
+  while (got < sizeof out && t_now_ms() < until) {
+    pier_buf rb = pier_buf_init(b + got, sizeof out - got);
+    memset(&op, 0, sizeof op);
+    int rc = pier_recv(s, &op, &rb, 1, 0, NULL);
+    if (rc == PIER_EWOULDBLOCK) { t_sleep_ms(2); continue; }
+    T_OK(rc);
+    got += op.bytes;
+  }
+  ck_assert_uint_eq(got, sizeof out);
+  ck_assert_uint_eq(t_verify(b, sizeof out, 12, 0), (size_t)-1);
+
+  /* back to blocking mode: a blocking recv waits for data again */
+  T_OK(pier_ioctl(s, PIER_FIONBIO, &off));
+  memset(&op, 0, sizeof op);
+  T_OK(pier_send(c, &op, &ob, 1, 0, NULL));
+  pier_buf rb = pier_buf_init(b, sizeof out);
+  memset(&op, 0, sizeof op);
+  T_OK(pier_recv(s, &op, &rb, 1, PIER_MSG_WAITALL, NULL));
+  ck_assert_uint_eq(op.bytes, sizeof out);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+START_TEST(test_nonblocking_listener_accept_returns_ewouldblock) {
+  pier_loop *loop = t_loop_new();
+  struct sockaddr_storage la;
+  size_t llen;
+  pier_socket *l = t_listener(loop, "tcp4", &la, &llen);
+  int on = 1;
+  T_OK(pier_ioctl(l, PIER_FIONBIO, &on));
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_ERR(pier_accept(l, &op, NULL, NULL, NULL), PIER_EWOULDBLOCK);
+  ck_assert_ptr_null(op.accepted);
+  pier_os_socket h = t_os_connect(&la, llen);
+  pier_socket *acc = NULL;
+  uint64_t until = t_now_ms() + 2000;
+  while (!acc && t_now_ms() < until) {
+    memset(&op, 0, sizeof op);
+    int rc = pier_accept(l, &op, NULL, NULL, NULL);
+    if (rc == PIER_EWOULDBLOCK) { t_sleep_ms(2); continue; }
+    T_OK(rc);
+    acc = op.accepted;
+  }
+  ck_assert_ptr_nonnull(acc);
+  /* the accepted socket inherits the listener's (non-blocking) mode */
+  char b[8];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  memset(&op, 0, sizeof op);
+  T_ERR(pier_recv(acc, &op, &pb, 1, 0, NULL), PIER_EWOULDBLOCK);
+  t_os_close(h);
+  T_OK(pier_close(acc, NULL));
+  T_OK(pier_close(l, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+Suite *suite_blocking(void) {
+  Suite *s = suite_create("blocking");
+  TCase *tc = tcase_create("blocking_calls");
+  tcase_set_timeout(tc, 20);
+  tcase_add_test(tc, test_blocking_connect_accept_send_recv_in_thread);
+  tcase_add_test(tc, test_blocking_connect_refused);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("cancel_blocking");
+  tcase_set_timeout(tc, 20);
+  tcase_add_test(tc, test_cancel_blocking_interrupts_recv_socket_still_works);
+  tcase_add_test(tc, test_cancel_blocking_interrupts_accept_listener_still_works);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("nonblocking_mode");
+  tcase_set_timeout(tc, 20);
+  tcase_add_test(tc, test_nonblocking_mode_blocking_form_returns_ewouldblock);
+  tcase_add_test(tc, test_nonblocking_listener_accept_returns_ewouldblock);
+  suite_add_tcase(s, tc);
+  return s;
+}
