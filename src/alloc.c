@@ -18,6 +18,10 @@ void pier__free(void *p) {
   if (p) current.free_fn(p);
 }
 
+void *pier_spi_malloc(size_t n) { return pier__malloc(n); }
+void *pier_spi_calloc(size_t count, size_t n) { return pier__calloc(count, n); }
+void pier_spi_free(void *p) { pier__free(p); }
+
 int pier_set_allocator(const pier_allocator *a) {
   if (pier__process_busy()) return PIER_EBUSY;
   if (a == NULL) {

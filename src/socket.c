@@ -55,7 +55,17 @@ int pier_socket_open(pier_loop *loop, const pier_protocol_info *proto,
                              flags, out);
 }
 
+/* The family and type of an OS socket (bound or not). */
 static int socket_kind(pier_os_socket h, int *family, int *type) {
+#ifdef _WIN32
+  WSAPROTOCOL_INFOW info;
+  int len = sizeof info;
+  if (getsockopt(h, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &len) != 0)
+    return -1;
+  *family = info.iAddressFamily;
+  *type = info.iSocketType;
+  return 0;
+#else
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   memset(&ss, 0, sizeof ss);
@@ -64,6 +74,7 @@ static int socket_kind(pier_os_socket h, int *family, int *type) {
   if (getsockopt(h, SOL_SOCKET, SO_TYPE, (char *)type, &tlen) != 0) return -1;
   *family = ss.ss_family;
   return 0;
+#endif
 }
 
 int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,

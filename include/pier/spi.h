@@ -133,6 +133,14 @@ int pier_spi_register(const pier_provider *p);
 void *pier_spi_loop_state(pier_loop *loop);
 void *pier_spi_socket_state(pier_socket *s);
 
+/*
+ * pier_spi_malloc / pier_spi_calloc / pier_spi_free - memory through the
+ * application's allocator (pier_set_allocator); providers use nothing else.
+ */
+void *pier_spi_malloc(size_t size);
+void *pier_spi_calloc(size_t count, size_t size);
+void pier_spi_free(void *ptr);
+
 /* pier_spi_set_handle - record the socket's OS handle. */
 void pier_spi_set_handle(pier_socket *s, pier_os_socket h);
 

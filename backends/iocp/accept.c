@@ -1,0 +1,318 @@
+/*
+ * backends/iocp/accept.c - accepting on Windows, DESIGN.md section 3.1.
+ *
+ * A listener settles on one way at its first pier_accept:
+ *   - WSAAccept (IOCP_ACCEPT_WSA), when that accept has a condition
+ *     function or SO_CONDITIONAL_ACCEPT could be set at listen time.  The
+ *     listener's FD_ACCEPT event (WSAEventSelect) is waited on by the
+ *     thread pool, which posts a "kick" packet; the loop then calls
+ *     WSAAccept with pier's condition trampoline.  Winsock answers CF_DEFER
+ *     with WSATRY_AGAIN and keeps the request at the head; pier then holds
+ *     the listener until the application calls pier_accept again.  Where
+ *     SO_CONDITIONAL_ACCEPT is on (not under Wine), a rejected caller never
+ *     even completes its handshake.
+ *   - pre-posted AcceptEx (IOCP_ACCEPT_EX), the fast path with no
+ *     condition: `preposted` slots are kept posted; each completed slot
+ *     waits in a FIFO for an accept op.  A condition given later on such a
+ *     listener decides after the fact (REJECT closes with a reset, DEFER
+ *     holds the slot at the head), as on POSIX.
+ */
+#include <string.h>
+
+#include "iocp.h"
+
+#define ADDR_SPACE ((DWORD)(sizeof(struct sockaddr_storage) + 16))
+#define RUN_LIMIT 64 /* requests handled per kick before yielding */
+
+static void reset_close(SOCKET s) {
+  struct linger l;
+  l.l_onoff = 1;
+  l.l_linger = 0;
+  setsockopt(s, SOL_SOCKET, SO_LINGER, (const char *)&l, sizeof l);
+  closesocket(s);
+}
+
+/* Hand an accepted OS socket to the op as a new pier socket. */
+static void take(iocp_sock *is, pier_op *op, SOCKET as) {
+  pier_socket *ns;
+  int rc = pier_spi_accepted(is->s, as, &ns);
+  if (rc) {
+    reset_close(as);
+  } else {
+    op->accepted = ns;
+  }
+  pier_spi_complete(op, rc);
+}
+
+static void fail_one(iocp_sock *is, int err) {
+  pier_op *op = pier_opq_pop(&is->acceptq);
+  if (op) pier_spi_complete(op, pier_spi_os_error(err));
+}
+
+int pier__iocp_listen(iocp_sock *is, int backlog) {
+  BOOL on = TRUE;
+  /* Decide before the handshake where the OS can (not Wine: detected). */
+  if (setsockopt(is->sock, SOL_SOCKET, SO_CONDITIONAL_ACCEPT, (const char *)&on,
+                 sizeof on) == 0)
+    is->conditional = 1;
+  if (listen(is->sock, backlog) != 0) return pier_spi_os_error(WSAGetLastError());
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the condition trampoline                                            */
+/* ------------------------------------------------------------------ */
+
+int CALLBACK pier__iocp_condition(LPWSABUF caller_id, LPWSABUF caller_data,
+                                  LPQOS sqos, LPQOS gqos, LPWSABUF callee_id,
+                                  LPWSABUF callee_data, GROUP *g,
+                                  DWORD_PTR ctx) {
+  pier_op *op = (pier_op *)ctx;
+  pier_accept_info info;
+  memset(&info, 0, sizeof info);
+  if (caller_id) {
+    info.caller = (const struct sockaddr *)caller_id->buf;
+    info.caller_len = caller_id->len;
+  }
+  if (callee_id) {
+    info.local = (const struct sockaddr *)callee_id->buf;
+    info.local_len = callee_id->len;
+  }
+  if (caller_data && caller_data->buf && caller_data->len) {
+    info.caller_data = caller_data->buf;
+    info.caller_data_len = caller_data->len;
+  }
+  if (callee_data && callee_data->buf) {
+    info.callee_data = callee_data->buf;
+    info.callee_data_cap = callee_data->len;
+  }
+  int cf = op->pier__r.cond(&info, op->pier__r.cond_ctx);
+  if (callee_data && info.callee_data_len <= info.callee_data_cap)
+    callee_data->len = (ULONG)info.callee_data_len;
+  if (cf == PIER_CF_ACCEPT) return CF_ACCEPT;
+  if (cf == PIER_CF_DEFER) return CF_DEFER;
+  if (cf != PIER_CF_REJECT)
+    pier_spi_log(PIER_LOG_WARN, "condition function returned %d; rejecting", cf);
+  return CF_REJECT;
+}
+
+/* ------------------------------------------------------------------ */
+/* WSAAccept                                                           */
+/* ------------------------------------------------------------------ */
+
+static void CALLBACK on_accept_event(PVOID ctx, BOOLEAN timed_out) {
+  pier__iocp_post_kick((iocp_sock *)ctx);
+}
+
+static int start_wsa(iocp_sock *is) {
+  is->accept_event = CreateEventW(NULL, FALSE, FALSE, NULL);
+  if (!is->accept_event) return pier_spi_os_error((int)GetLastError());
+  if (WSAEventSelect(is->sock, is->accept_event, FD_ACCEPT) != 0 ||
+      !RegisterWaitForSingleObject(&is->accept_wait, is->accept_event,
+                                   on_accept_event, is, INFINITE,
+                                   WT_EXECUTEINWAITTHREAD)) {
+    int err = WSAGetLastError() ? WSAGetLastError() : (int)GetLastError();
+    WSAEventSelect(is->sock, NULL, 0);
+    CloseHandle(is->accept_event);
+    is->accept_event = NULL;
+    is->accept_wait = NULL;
+    return pier_spi_os_error(err);
+  }
+  return 0;
+}
+
+static void run_wsa(iocp_sock *is) {
+  for (int n = 0; n < RUN_LIMIT && !is->held && is->acceptq.head; n++) {
+    pier_op *op = is->acceptq.head;
+    struct sockaddr_storage a;
+    int alen = sizeof a;
+    SOCKET ns = WSAAccept(is->sock, (struct sockaddr *)&a, &alen,
+                          op->pier__r.cond ? pier__iocp_condition : NULL,
+                          (DWORD_PTR)op);
+    if (ns != INVALID_SOCKET) {
+      pier_opq_remove(&is->acceptq, op);
+      WSAEventSelect(ns, NULL, 0); /* drop what it inherited */
+      take(is, op, ns);
+      continue;
+    }
+    int err = WSAGetLastError();
+    if (err == WSAEWOULDBLOCK) return;
+    if (err == WSATRY_AGAIN) { /* CF_DEFER: Winsock keeps it at the head */
+      is->held = 1;
+      pier_opq_remove(&is->acceptq, op);
+      pier_spi_complete(op, PIER_ETRYAGAIN);
+      return;
+    }
+    if (err == WSAECONNREFUSED || err == WSAECONNRESET || err == WSAECONNABORTED)
+      continue; /* rejected, or the caller gave up: the next one */
+    fail_one(is, err);
+  }
+  if (!is->held && is->acceptq.head) pier__iocp_post_kick(is); /* more later */
+}
+
+/* ------------------------------------------------------------------ */
+/* pre-posted AcceptEx                                                 */
+/* ------------------------------------------------------------------ */
+
+static int post_slot(iocp_sock *is, iocp_slot *slot) {
+  slot->as = WSASocketW(is->family, is->type, is->protocol, NULL, 0,
+                        WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+  if (slot->as == INVALID_SOCKET) return pier_spi_os_error(WSAGetLastError());
+  memset(&slot->h.ov, 0, sizeof slot->h.ov);
+  slot->h.kind = IOCP_K_SLOT;
+  slot->listener = is;
+  slot->state = IOCP_SLOT_POSTED;
+  InterlockedIncrement(&is->inflight);
+  DWORD bytes = 0;
+  BOOL ok = is->il->acceptex(is->sock, slot->as, slot->addrbuf, 0, ADDR_SPACE,
+                             ADDR_SPACE, &bytes, &slot->h.ov);
+  if (ok && !is->skip_on_success) return 0;
+  int err = ok ? 0 : WSAGetLastError();
+  if (err == ERROR_IO_PENDING) return 0;
+  InterlockedDecrement(&is->inflight);
+  if (ok) {
+    pier__iocp_slot_done(slot, 0);
+    return 0;
+  }
+  closesocket(slot->as);
+  slot->as = INVALID_SOCKET;
+  slot->state = IOCP_SLOT_IDLE;
+  return pier_spi_os_error(err);
+}
+
+static int start_ex(iocp_sock *is) {
+  is->slots = pier_spi_calloc((size_t)is->preposted, sizeof *is->slots);
+  if (!is->slots) return PIER_ENOMEM;
+  is->nslots = is->preposted;
+  int posted = 0, rc = 0;
+  for (int i = 0; i < is->nslots; i++) {
+    is->slots[i].as = INVALID_SOCKET;
+    if ((rc = post_slot(is, &is->slots[i])) == 0) posted++;
+  }
+  return posted ? 0 : rc;
+}
+
+void pier__iocp_slot_done(iocp_slot *slot, int err) {
+  iocp_sock *is = slot->listener;
+  if (is->closing || err) {
+    closesocket(slot->as);
+    slot->as = INVALID_SOCKET;
+    slot->state = IOCP_SLOT_IDLE;
+    if (is->closing) return;
+    /* A caller that gave up before we took it: post again. */
+    if (err != WSAECONNRESET && err != ERROR_NETNAME_DELETED &&
+        err != WSAECONNABORTED)
+      fail_one(is, err);
+    int rc = post_slot(is, slot);
+    if (rc) pier_spi_log(PIER_LOG_WARN, "AcceptEx: %s", pier_strerror(rc));
+    return;
+  }
+  setsockopt(slot->as, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
+             (const char *)&is->sock, sizeof is->sock);
+  struct sockaddr *local = NULL, *remote = NULL;
+  int llen = 0, rlen = 0;
+  is->il->getaddrs(slot->addrbuf, 0, ADDR_SPACE, ADDR_SPACE, &local, &llen,
+                   &remote, &rlen);
+  memset(&slot->local, 0, sizeof slot->local);
+  memset(&slot->remote, 0, sizeof slot->remote);
+  if (local && llen <= (int)sizeof slot->local) memcpy(&slot->local, local, (size_t)llen);
+  if (remote && rlen <= (int)sizeof slot->remote) memcpy(&slot->remote, remote, (size_t)rlen);
+  slot->local_len = llen;
+  slot->remote_len = rlen;
+  slot->state = IOCP_SLOT_READY;
+  slot->next = NULL;
+  if (is->ready_tail) is->ready_tail->next = slot; else is->ready_head = slot;
+  is->ready_tail = slot;
+  pier__iocp_run_accepts(is);
+}
+
+static iocp_slot *ready_pop(iocp_sock *is) {
+  iocp_slot *slot = is->ready_head;
+  is->ready_head = slot->next;
+  if (!is->ready_head) is->ready_tail = NULL;
+  slot->next = NULL;
+  return slot;
+}
+
+static int decide(pier_op *op, iocp_slot *slot) {
+  if (!op->pier__r.cond) return PIER_CF_ACCEPT;
+  pier_accept_info info;
+  memset(&info, 0, sizeof info);
+  info.caller = (const struct sockaddr *)&slot->remote;
+  info.caller_len = (size_t)slot->remote_len;
+  info.local = (const struct sockaddr *)&slot->local;
+  info.local_len = (size_t)slot->local_len;
+  int cf = op->pier__r.cond(&info, op->pier__r.cond_ctx);
+  return cf == PIER_CF_ACCEPT || cf == PIER_CF_DEFER ? cf : PIER_CF_REJECT;
+}
+
+static void run_ex(iocp_sock *is) {
+  while (!is->held && is->acceptq.head && is->ready_head) {
+    pier_op *op = is->acceptq.head;
+    iocp_slot *slot = is->ready_head;
+    int cf = decide(op, slot);
+    if (cf == PIER_CF_DEFER) {
+      is->held = 1;
+      pier_opq_remove(&is->acceptq, op);
+      pier_spi_complete(op, PIER_ETRYAGAIN);
+      return;
+    }
+    ready_pop(is);
+    SOCKET as = slot->as;
+    slot->as = INVALID_SOCKET;
+    slot->state = IOCP_SLOT_IDLE;
+    if (cf == PIER_CF_ACCEPT) {
+      pier_opq_remove(&is->acceptq, op);
+      take(is, op, as);
+    } else {
+      reset_close(as);
+    }
+    int rc = post_slot(is, slot);
+    if (rc) pier_spi_log(PIER_LOG_WARN, "AcceptEx: %s", pier_strerror(rc));
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* entry points                                                        */
+/* ------------------------------------------------------------------ */
+
+void pier__iocp_run_accepts(iocp_sock *is) {
+  if (is->accept_mode == IOCP_ACCEPT_WSA) run_wsa(is);
+  else if (is->accept_mode == IOCP_ACCEPT_EX) run_ex(is);
+}
+
+int pier__iocp_accept_submit(iocp_sock *is, pier_op *op) {
+  if (is->accept_mode == IOCP_ACCEPT_NONE) {
+    int wsa = is->conditional || op->pier__r.cond != NULL;
+    int rc = wsa ? start_wsa(is) : start_ex(is);
+    if (rc) return rc;
+    is->accept_mode = wsa ? IOCP_ACCEPT_WSA : IOCP_ACCEPT_EX;
+  }
+  /* The application accepts again: a held (deferred) request is
+     presented first; the condition never runs inside pier_accept. */
+  is->held = 0;
+  pier_opq_push(&is->acceptq, op);
+  pier__iocp_post_kick(is);
+  return 0;
+}
+
+void pier__iocp_accept_close(iocp_sock *is) {
+  pier_op *op;
+  while ((op = pier_opq_pop(&is->acceptq)) != NULL)
+    pier_spi_complete(op, PIER_ECANCELED);
+  if (is->accept_wait) {
+    UnregisterWaitEx(is->accept_wait, INVALID_HANDLE_VALUE); /* waits */
+    is->accept_wait = NULL;
+  }
+  if (is->accept_event) {
+    CloseHandle(is->accept_event);
+    is->accept_event = NULL;
+  }
+  while (is->ready_head) {
+    iocp_slot *slot = ready_pop(is);
+    reset_close(slot->as);
+    slot->as = INVALID_SOCKET;
+    slot->state = IOCP_SLOT_IDLE;
+  }
+  /* Posted slots come back aborted once the listener is closed. */
+}

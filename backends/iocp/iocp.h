@@ -1,0 +1,143 @@
+/*
+ * backends/iocp/iocp.h - private state of the Windows provider, built
+ * directly on Winsock 2 and I/O completion ports.
+ *
+ * Every overlapped call carries an OVERLAPPED that starts an iocp_ovl
+ * header (the OVERLAPPED, then what it belongs to).  Operations keep it in
+ * op->pier__r.prov; pre-posted AcceptEx slots in the listener's slot
+ * array.  A socket's private state (and so its slots) lives until every
+ * OVERLAPPED the OS holds has been dequeued from the port: close cancels,
+ * then waits for the count of those in flight to reach zero before it
+ * reports pier_spi_closed() - never freeing memory the kernel may write.
+ *
+ * Files: provider.c (table, loop, sockets, completion dispatch), io.c
+ * (WSARecv/WSASend/WSARecvFrom/WSASendTo, ConnectEx), accept.c (AcceptEx
+ * slots and WSAAccept with condition functions), block.c (blocking calls
+ * and pier_cancel_blocking).
+ */
+#ifndef PIER_IOCP_H
+#define PIER_IOCP_H
+
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <mswsock.h>
+#include <windows.h>
+
+#include "pier.h"
+#include "pier/spi.h"
+
+/* Completion keys that are not sockets. */
+#define IOCP_KEY_WAKE ((ULONG_PTR)1)   /* pier_loop_post / stop: no OVERLAPPED */
+#define IOCP_KEY_KICK ((ULONG_PTR)2)   /* run a listener's accepts; ov = socket */
+#define IOCP_KEY_SOCKET ((ULONG_PTR)3) /* an OVERLAPPED of ours */
+
+enum iocp_kind { IOCP_K_OP = 1, IOCP_K_SLOT = 2 };
+
+/* The head of every OVERLAPPED pier hands to the OS. */
+typedef struct iocp_ovl {
+  OVERLAPPED ov;
+  int kind;                /* IOCP_K_* */
+} iocp_ovl;
+
+/* The provider's part of an operation, in op->pier__r.prov. */
+typedef struct iocp_opx {
+  iocp_ovl h;
+  DWORD flags;             /* WSARecv flags, in and out */
+  INT fromlen;             /* WSARecvFrom address length */
+  int in_flight;           /* the OS holds h.ov */
+  unsigned skip;           /* whole buffers already transferred */
+} iocp_opx;
+
+typedef struct iocp_sock iocp_sock;
+
+/* A pre-posted AcceptEx. */
+typedef struct iocp_slot {
+  iocp_ovl h;
+  iocp_sock *listener;
+  SOCKET as;               /* the socket AcceptEx fills */
+  int state;               /* IOCP_SLOT_* */
+  struct iocp_slot *next;  /* ready FIFO */
+  struct sockaddr_storage local, remote;
+  int local_len, remote_len;
+  char addrbuf[2 * (sizeof(struct sockaddr_storage) + 16)];
+} iocp_slot;
+
+enum { IOCP_SLOT_IDLE = 0, IOCP_SLOT_POSTED, IOCP_SLOT_READY };
+enum { IOCP_ACCEPT_NONE = 0, IOCP_ACCEPT_EX, IOCP_ACCEPT_WSA };
+
+typedef struct iocp_loop {
+  HANDLE port;
+  LONG wake_pending;       /* a wake packet is queued */
+  SRWLOCK block_lock;      /* every socket's waiter list */
+  LPFN_ACCEPTEX acceptex;
+  LPFN_CONNECTEX connectex;
+  LPFN_GETACCEPTEXSOCKADDRS getaddrs;
+} iocp_loop;
+
+typedef struct iocp_waiter iocp_waiter;
+
+struct iocp_sock {
+  pier_socket *s;
+  iocp_loop *il;
+  SOCKET sock;
+  int family, type, protocol;
+  LONG inflight;           /* OVERLAPPEDs and kicks the port still owes us */
+  int closing;
+  int skip_on_success;     /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set */
+  int bound, connected, connecting, reset;
+  /* accept */
+  int accept_mode;         /* IOCP_ACCEPT_* */
+  int conditional;         /* SO_CONDITIONAL_ACCEPT is on */
+  int preposted;           /* AcceptEx slots to keep posted */
+  int nslots;
+  iocp_slot *slots;
+  iocp_slot *ready_head, *ready_tail;
+  pier_opq acceptq;        /* accept ops waiting for a request */
+  int held;                /* deferred: wait for the next pier_accept */
+  HANDLE accept_event, accept_wait;
+  LONG kick_posted;
+  iocp_waiter *waiters;    /* blocking calls in progress (block_lock) */
+};
+
+#define IOCP_DEFAULT_PREPOSTED 4
+#define IOCP_MAX_PREPOSTED 256
+
+static inline iocp_sock *iocp_sock_of(pier_socket *s) {
+  return (iocp_sock *)pier_spi_socket_state(s);
+}
+
+static inline iocp_opx *iocp_opx_of(pier_op *op) {
+  return (iocp_opx *)(void *)&op->pier__r.prov;
+}
+
+static inline pier_op *iocp_op_of(iocp_ovl *h) {
+  return (pier_op *)((char *)h - offsetof(pier_op, pier__r.prov));
+}
+
+/* provider.c */
+int pier__iocp_associate(iocp_sock *is);
+void pier__iocp_maybe_closed(iocp_sock *is);
+int pier__iocp_error(iocp_sock *is, int err);
+void pier__iocp_post_kick(iocp_sock *is);
+
+/* io.c */
+int pier__iocp_start(iocp_sock *is, pier_op *op);
+void pier__iocp_op_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
+                        DWORD flags);
+
+/* accept.c */
+int pier__iocp_accept_submit(iocp_sock *is, pier_op *op);
+void pier__iocp_run_accepts(iocp_sock *is);
+void pier__iocp_slot_done(iocp_slot *slot, int err);
+void pier__iocp_accept_close(iocp_sock *is);
+int pier__iocp_listen(iocp_sock *is, int backlog);
+int CALLBACK pier__iocp_condition(LPWSABUF caller_id, LPWSABUF caller_data,
+                                  LPQOS sqos, LPQOS gqos, LPWSABUF callee_id,
+                                  LPWSABUF callee_data, GROUP *g,
+                                  DWORD_PTR ctx);
+
+/* block.c */
+int pier__iocp_execute(pier_socket *s, pier_op *op);
+int pier__iocp_cancel_blocking(pier_socket *s);
+
+#endif
