@@ -375,7 +375,15 @@ enum pier_sockopt {
   PIER_SO_TOS,          /* IP_TOS or IPV6_TCLASS by family, 0..255 */
   PIER_SO_ERROR,        /* read only: pending error as a PIER_E* code */
   PIER_SO_TYPE,         /* read only: SOCK_STREAM / SOCK_DGRAM */
-  PIER_SO_OOBINLINE     /* 0/1 */
+  PIER_SO_OOBINLINE,    /* 0/1 */
+  /* Provider tuning; every provider accepts them and reads them back,
+     those without the mechanism simply have nothing to tune. */
+  PIER_SO_PREPOSTED_ACCEPTS, /* listener, set before the first accept:
+                                accepts kept posted (IOCP AcceptEx),
+                                1..256, default 4 */
+  PIER_SO_ZERO_READ     /* 0/1: a pending receive first waits with a
+                           zero-byte read, so an idle connection keeps no
+                           buffer locked in the kernel (IOCP) */
 };
 
 /*

@@ -51,8 +51,12 @@ static int map(const pier_socket *s, int opt, os_opt *o) {
     break;
   case PIER_SO_TYPE: o->level = SOL_SOCKET; o->name = SO_TYPE; break;
   case PIER_SO_OOBINLINE: o->level = SOL_SOCKET; o->name = SO_OOBINLINE; break;
+  case PIER_SO_PREPOSTED_ACCEPTS:
+  case PIER_SO_ZERO_READ:
+    o->level = PIER_SOL_PROVIDER; o->name = opt;
+    return 0;
   default:
-    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_OOBINLINE)
+    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_ZERO_READ)
                ? PIER_ENOPROTOOPT : PIER_EINVAL;
   }
   int tcp_only = o->level == IPPROTO_TCP;
@@ -97,6 +101,8 @@ int pier_setsockopt(pier_socket *s, int opt, int value) {
   if (opt == PIER_SO_LINGER) return set_linger(s, value < 0 ? -1 : value);
   if (opt == PIER_SO_ERROR || opt == PIER_SO_TYPE) return PIER_EINVAL;
   if (opt == PIER_SO_TOS && (value < 0 || value > 255)) return PIER_EINVAL;
+  if (opt == PIER_SO_PREPOSTED_ACCEPTS && (value < 1 || value > 256))
+    return PIER_EINVAL;
   if ((opt == PIER_SO_KEEPIDLE || opt == PIER_SO_KEEPINTVL ||
        opt == PIER_SO_KEEPCNT || opt == PIER_SO_RCVBUF ||
        opt == PIER_SO_SNDBUF) && value <= 0)
@@ -122,7 +128,8 @@ int pier_getsockopt(pier_socket *s, int opt, int *value) {
   if ((rc = map(s, opt, &o)) != 0) return rc;
   rc = get_int(s, &o, value);
   if (rc == 0 && o.level != IPPROTO_TCP && opt != PIER_SO_RCVBUF &&
-      opt != PIER_SO_SNDBUF && opt != PIER_SO_TOS && opt != PIER_SO_TYPE)
+      opt != PIER_SO_SNDBUF && opt != PIER_SO_TOS && opt != PIER_SO_TYPE &&
+      opt != PIER_SO_PREPOSTED_ACCEPTS)
     *value = *value != 0; /* booleans come back as 0/1 */
   return rc;
 }

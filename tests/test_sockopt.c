@@ -228,7 +228,7 @@ START_TEST(option_the_protocol_lacks_gives_enoprotoopt) {
 END_TEST
 
 START_TEST(unknown_option_number_gives_einval) {
-  static const int bad[] = {0, -1, PIER_SO_OOBINLINE + 1, 9999};
+  static const int bad[] = {0, -1, PIER_SO_ZERO_READ + 1, 9999};
   fixture f;
   fx_open(&f, "tcp4");
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -238,6 +238,64 @@ START_TEST(unknown_option_number_gives_einval) {
     ck_assert_int_eq(v, 7);
   }
   fx_close(&f);
+}
+END_TEST
+
+/* Provider tuning: every provider takes the values and reads them back. */
+START_TEST(provider_tuning_options_round_trip) {
+  fixture f;
+  int v = -1;
+  fx_open(&f, "tcp4");
+  T_OK(pier_getsockopt(f.s, PIER_SO_PREPOSTED_ACCEPTS, &v));
+  ck_assert_int_ge(v, 1); /* a default of at least one */
+  T_OK(pier_setsockopt(f.s, PIER_SO_PREPOSTED_ACCEPTS, 16));
+  T_OK(pier_getsockopt(f.s, PIER_SO_PREPOSTED_ACCEPTS, &v));
+  ck_assert_int_eq(v, 16);
+  T_ERR(pier_setsockopt(f.s, PIER_SO_PREPOSTED_ACCEPTS, 0), PIER_EINVAL);
+  T_ERR(pier_setsockopt(f.s, PIER_SO_PREPOSTED_ACCEPTS, 257), PIER_EINVAL);
+  T_OK(pier_getsockopt(f.s, PIER_SO_PREPOSTED_ACCEPTS, &v));
+  ck_assert_int_eq(v, 16); /* refused values changed nothing */
+  T_OK(pier_setsockopt(f.s, PIER_SO_ZERO_READ, 1));
+  T_OK(pier_getsockopt(f.s, PIER_SO_ZERO_READ, &v));
+  ck_assert_int_eq(v, 1);
+  T_OK(pier_setsockopt(f.s, PIER_SO_ZERO_READ, 0));
+  T_OK(pier_getsockopt(f.s, PIER_SO_ZERO_READ, &v));
+  ck_assert_int_eq(v, 0);
+  fx_close(&f);
+}
+END_TEST
+
+/* With zero-byte reads on, receives still deliver every byte in order. */
+START_TEST(zero_read_receives_deliver_the_data) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *sv;
+  t_pair(loop, "tcp4", &c, &sv);
+  T_OK(pier_setsockopt(sv, PIER_SO_ZERO_READ, 1));
+  enum { N = 3, SZ = 1000 };
+  static char out[N * SZ], in[N * SZ];
+  t_fill(out, sizeof out, 7, 0);
+  int done = 0;
+  pier_op rops[N], sop;
+  pier_buf rb[N];
+  for (int i = 0; i < N; i++) { /* three receives waiting before any data */
+    memset(&rops[i], 0, sizeof rops[i]);
+    rops[i].data = &done;
+    rb[i] = pier_buf_init(in + i * SZ, SZ);
+    T_OK(pier_recv(sv, &rops[i], &rb[i], 1, PIER_MSG_WAITALL, t_count_cb));
+  }
+  memset(&sop, 0, sizeof sop);
+  sop.data = &done;
+  pier_buf sb = pier_buf_init(out, sizeof out);
+  T_OK(pier_send(c, &sop, &sb, 1, 0, t_count_cb));
+  t_run_until_count(loop, &done, N + 1, 5000);
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(rops[i].status, 0);
+    ck_assert_uint_eq(rops[i].bytes, SZ);
+  }
+  ck_assert_uint_eq(t_verify(in, sizeof in, 7, 0), (size_t)-1);
+  pier_close(c, NULL);
+  pier_close(sv, NULL);
+  t_loop_free(loop);
 }
 END_TEST
 
@@ -294,6 +352,8 @@ Suite *suite_sockopt(void) {
   tc = tcase_create("errors");
   tcase_add_test(tc, option_the_protocol_lacks_gives_enoprotoopt);
   tcase_add_test(tc, unknown_option_number_gives_einval);
+  tcase_add_test(tc, provider_tuning_options_round_trip);
+  tcase_add_test(tc, zero_read_receives_deliver_the_data);
   tcase_add_test(tc, null_value_pointer_gives_einval);
   tcase_add_test(tc, bad_boolean_or_negative_size_gives_einval);
   suite_add_tcase(s, tc);

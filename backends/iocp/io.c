@@ -70,7 +70,12 @@ static void issue(iocp_sock *is, pier_op *op) {
   case PIER_OP_RECV:
   case PIER_OP_RECVFROM:
     x->flags = ((in & PIER_MSG_PEEK) ? MSG_PEEK : 0) | ((in & PIER_MSG_OOB) ? MSG_OOB : 0);
-    if (op->pier__r.type == PIER_OP_RECV) {
+    x->zero = op->pier__r.type == PIER_OP_RECV && is->zero_read && x->flags == 0;
+    if (x->zero) { /* wait for data without handing Winsock a buffer */
+      static char none;
+      WSABUF empty = { 0, &none };
+      rc = WSARecv(is->sock, &empty, 1, &bytes, &x->flags, &x->h.ov, NULL);
+    } else if (op->pier__r.type == PIER_OP_RECV) {
       rc = WSARecv(is->sock, b, n, &bytes, &x->flags, &x->h.ov, NULL);
     } else {
       struct sockaddr *from = op->pier__r.from ? (struct sockaddr *)op->pier__r.from : to;
@@ -142,10 +147,29 @@ int pier__iocp_start(iocp_sock *is, pier_op *op) {
   return 0;
 }
 
+/* A zero-byte read came back: now take the data without waiting.
+   Returns 1 when the op was issued again (nothing there after all). */
+static int after_zero_read(iocp_sock *is, pier_op *op, DWORD *bytes, int *err,
+                           DWORD *flags) {
+  iocp_opx *x = iocp_opx_of(op);
+  x->zero = 0;
+  if (*err) return 0;
+  WSABUF *b = (WSABUF *)(void *)(op->pier__r.bufs + x->skip);
+  *flags = 0;
+  if (WSARecv(is->sock, b, (DWORD)(op->pier__r.nbufs - x->skip), bytes, flags,
+              NULL, NULL) == 0)
+    return 0;
+  *err = WSAGetLastError();
+  if (*err != WSAEWOULDBLOCK) return 0;
+  issue(is, op);
+  return 1;
+}
+
 static void recv_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
                       DWORD flags) {
   iocp_opx *x = iocp_opx_of(op);
   unsigned in = op->pier__r.in_flags;
+  if (x->zero && after_zero_read(is, op, &bytes, &err, &flags)) return;
   if (err == WSAEMSGSIZE && is_dgram(is)) { /* the rest of it is lost */
     op->flags |= PIER_MSG_TRUNC;
     bytes = (DWORD)remaining(op, x->skip);

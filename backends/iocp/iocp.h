@@ -46,6 +46,7 @@ typedef struct iocp_opx {
   INT fromlen;             /* WSARecvFrom address length */
   int in_flight;           /* the OS holds h.ov */
   unsigned skip;           /* whole buffers already transferred */
+  int zero;                /* the pending call is a zero-byte read */
 } iocp_opx;
 
 typedef struct iocp_sock iocp_sock;
@@ -89,6 +90,7 @@ struct iocp_sock {
   int accept_mode;         /* IOCP_ACCEPT_* */
   int conditional;         /* SO_CONDITIONAL_ACCEPT is on */
   int preposted;           /* AcceptEx slots to keep posted */
+  int zero_read;           /* PIER_SO_ZERO_READ */
   int nslots;
   iocp_slot *slots;
   iocp_slot *ready_head, *ready_tail;

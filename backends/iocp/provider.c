@@ -257,8 +257,22 @@ static int iocp_sockname(pier_socket *s, int peer, struct sockaddr_storage *addr
   return ws_rc(rc);
 }
 
+/* pier's provider options: the AcceptEx count and zero-byte reads. */
+static int *provider_opt(iocp_sock *is, int name) {
+  if (name == PIER_SO_PREPOSTED_ACCEPTS) return &is->preposted;
+  if (name == PIER_SO_ZERO_READ) return &is->zero_read;
+  return NULL;
+}
+
 static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
                            size_t *len) {
+  if (level == PIER_SOL_PROVIDER) {
+    int *o = provider_opt(iocp_sock_of(s), name);
+    if (!o || *len < sizeof(int)) return o ? PIER_EINVAL : PIER_ENOPROTOOPT;
+    *(int *)val = *o;
+    *len = sizeof(int);
+    return 0;
+  }
   int l = (int)*len;
   int rc = getsockopt(iocp_sock_of(s)->sock, level, name, (char *)val, &l);
   if (rc == 0) *len = (size_t)l;
@@ -267,6 +281,16 @@ static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
 
 static int iocp_setsockopt(pier_socket *s, int level, int name, const void *val,
                            size_t len) {
+  if (level == PIER_SOL_PROVIDER) {
+    iocp_sock *is = iocp_sock_of(s);
+    int *o = provider_opt(is, name);
+    if (!o || len != sizeof(int)) return o ? PIER_EINVAL : PIER_ENOPROTOOPT;
+    /* The count is fixed once the first AcceptEx calls are posted. */
+    if (o == &is->preposted && is->accept_mode != IOCP_ACCEPT_NONE)
+      return PIER_EBUSY;
+    *o = *(const int *)val;
+    return 0;
+  }
   return ws_rc(setsockopt(iocp_sock_of(s)->sock, level, name, (const char *)val,
                           (int)len));
 }

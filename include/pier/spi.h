@@ -34,6 +34,13 @@ enum pier_provider_caps {
   PIER_PCAP_BLOCKING = 1u << 2 /* implements execute/cancel_blocking */
 };
 
+/*
+ * The option level of pier's own provider options: getsockopt/setsockopt
+ * slots receive level PIER_SOL_PROVIDER with the PIER_SO_* number as name
+ * and an int value for PIER_SO_PREPOSTED_ACCEPTS and PIER_SO_ZERO_READ.
+ */
+#define PIER_SOL_PROVIDER 0x70696572 /* "pier" */
+
 /* pier__r.state values of an operation. */
 enum pier_op_state {
   PIER_OPS_IDLE = 0,  /* never started, or its callback has run */
