@@ -123,6 +123,8 @@ int pier__socket_create(pier_loop *loop, const pier_provider *prov,
 /* Run close callbacks of sockets whose operations have all been
    delivered; returns how many ran. */
 size_t pier__sockets_reap(pier_loop *loop);
+/* 0 if addr/len is a whole address of its family, else PIER_EINVAL. */
+int pier__addr_check(const struct sockaddr *addr, size_t len);
 /* Bracket a blocking call; a close waits for the last one to leave. */
 void pier__socket_block_enter(pier_socket *s);
 void pier__socket_block_leave(pier_socket *s);

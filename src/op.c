@@ -70,7 +70,8 @@ static int take_bufs(pier_op *op, const pier_buf *bufs, size_t nbufs) {
 }
 
 static int take_addr(pier_op *op, const struct sockaddr *addr, size_t len) {
-  if (!addr || len == 0 || len > sizeof op->pier__r.addr) return PIER_EINVAL;
+  int rc = pier__addr_check(addr, len);
+  if (rc) return rc;
   memcpy(&op->pier__r.addr, addr, len);
   op->pier__r.addr_len = len;
   return 0;

@@ -109,11 +109,21 @@ int pier__socket_usable(const pier_socket *s) {
   return 0;
 }
 
+int pier__addr_check(const struct sockaddr *addr, size_t len) {
+  if (!addr || len < sizeof addr->sa_family ||
+      len > sizeof(struct sockaddr_storage))
+    return PIER_EINVAL;
+  switch (addr->sa_family) {
+  case AF_INET: return len >= sizeof(struct sockaddr_in) ? 0 : PIER_EINVAL;
+  case AF_INET6: return len >= sizeof(struct sockaddr_in6) ? 0 : PIER_EINVAL;
+  default: return 0; /* AF_UNIX and others: the OS judges the rest */
+  }
+}
+
 int pier_bind(pier_socket *s, const struct sockaddr *addr, size_t addrlen) {
   int rc = pier__socket_usable(s);
   if (rc) return rc;
-  if (!addr || addrlen == 0 || addrlen > sizeof(struct sockaddr_storage))
-    return PIER_EINVAL;
+  if ((rc = pier__addr_check(addr, addrlen)) != 0) return rc;
   return s->prov->bind(s, addr, addrlen);
 }
 

@@ -15,6 +15,17 @@
 #  include <netinet/tcp.h>
 #endif
 
+/* Windows 10 has these TCP options; older mingw headers lack the names. */
+#if defined(_WIN32) && !defined(TCP_KEEPIDLE)
+#  define TCP_KEEPIDLE 3
+#endif
+#if defined(_WIN32) && !defined(TCP_KEEPCNT)
+#  define TCP_KEEPCNT 16
+#endif
+#if defined(_WIN32) && !defined(TCP_KEEPINTVL)
+#  define TCP_KEEPINTVL 17
+#endif
+
 typedef struct { int level, name; } os_opt;
 
 /* The OS level/name of a simple int option; 0 if found. */

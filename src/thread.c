@@ -53,7 +53,15 @@ void pier__thread_join(pier__thread t) {
 pier__thread_id pier__thread_self(void) { return GetCurrentThreadId(); }
 int pier__thread_equal(pier__thread_id a, pier__thread_id b) { return a == b; }
 
-uint64_t pier__hrtime_ms(void) { return (uint64_t)GetTickCount64(); }
+/* QueryPerformanceCounter: GetTickCount64 moves in steps of ~16 ms. */
+uint64_t pier__hrtime_ms(void) {
+  static LARGE_INTEGER freq;
+  LARGE_INTEGER now;
+  if (freq.QuadPart == 0) QueryPerformanceFrequency(&freq);
+  QueryPerformanceCounter(&now);
+  return (uint64_t)(now.QuadPart / freq.QuadPart * 1000 +
+                    now.QuadPart % freq.QuadPart * 1000 / freq.QuadPart);
+}
 
 #else /* POSIX */
 

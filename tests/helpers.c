@@ -6,6 +6,7 @@
  */
 #include "helpers.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@
 #else
 #  include <arpa/inet.h>
 #  include <errno.h>
+#  include <fcntl.h>
+#  include <sys/time.h>
 #  include <sys/un.h>
 #  include <time.h>
 #  include <unistd.h>
@@ -194,20 +197,209 @@ void t_pair(pier_loop *loop, const char *proto, pier_socket **client,
 /* plain OS sockets                                                    */
 /* ------------------------------------------------------------------ */
 
+void t_os_init(void) {
+#ifdef _WIN32
+  WSADATA wsa;
+  if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) {
+    fprintf(stderr, "pier-tests: WSAStartup failed\n");
+    exit(EXIT_FAILURE);
+  }
+#endif
+#ifdef SIGPIPE
+  signal(SIGPIPE, SIG_DFL);
+#endif
+}
+
 pier_os_socket t_os_connect(const struct sockaddr_storage *addr, size_t len) {
   pier_os_socket h = socket(addr->ss_family, SOCK_STREAM, 0);
-  ck_assert_msg(h != PIER_INVALID_SOCKET, "socket() failed");
+  ck_assert_msg(h != PIER_INVALID_SOCKET, "socket() failed: %s",
+                t_os_strerror(t_os_errno()));
   int rc = connect(h, (const struct sockaddr *)addr, (socklen_t)len);
-  ck_assert_msg(rc == 0, "connect() failed");
+  ck_assert_msg(rc == 0, "connect() failed: %s", t_os_strerror(t_os_errno()));
   return h;
 }
 
-void t_os_close(pier_os_socket h) {
+int t_os_close(pier_os_socket h) {
 #ifdef _WIN32
-  closesocket(h);
+  return closesocket(h) == 0 ? 0 : -1;
+#else
+  return close(h);
+#endif
+}
+
+int t_os_errno(void) {
+#ifdef _WIN32
+  return WSAGetLastError();
+#else
+  return errno;
+#endif
+}
+
+const char *t_os_strerror(int err) {
+#ifdef _WIN32
+  static char buf[256];
+  DWORD n = FormatMessageA(FORMAT_MESSAGE_FROM_SYSTEM |
+                               FORMAT_MESSAGE_IGNORE_INSERTS,
+                           NULL, (DWORD)err, 0, buf, sizeof buf, NULL);
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = 0;
+  if (n == 0) snprintf(buf, sizeof buf, "Winsock error %d", err);
+  return buf;
+#else
+  return strerror(err);
+#endif
+}
+
+long t_os_recv(pier_os_socket h, void *buf, size_t len) {
+#ifdef _WIN32
+  return (long)recv(h, (char *)buf, (int)len, 0);
+#else
+  return (long)recv(h, buf, len, 0);
+#endif
+}
+
+long t_os_send(pier_os_socket h, const void *buf, size_t len) {
+#ifdef _WIN32
+  return (long)send(h, (const char *)buf, (int)len, 0);
+#else
+  return (long)send(h, buf, len, 0);
+#endif
+}
+
+int t_os_set_rcvtimeo(pier_os_socket h, int ms) {
+#ifdef _WIN32
+  DWORD tv = (DWORD)ms;
+#else
+  struct timeval tv;
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = (ms % 1000) * 1000;
+#endif
+  return setsockopt(h, SOL_SOCKET, SO_RCVTIMEO, (const char *)&tv, sizeof tv);
+}
+
+int t_os_setlinger0(pier_os_socket h) {
+  struct linger lg;
+  lg.l_onoff = 1;
+  lg.l_linger = 0;
+  return setsockopt(h, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
+}
+
+int t_os_err_is_conn_lost(int err) {
+#ifdef _WIN32
+  return err == WSAECONNRESET || err == WSAECONNREFUSED ||
+         err == WSAECONNABORTED || err == WSAESHUTDOWN;
+#else
+  return err == ECONNRESET || err == ECONNREFUSED || err == ECONNABORTED ||
+         err == EPIPE;
+#endif
+}
+
+int t_os_has_option(int family, int type, int opt) {
+  /* The OS's own names; Winsock's keep-alive ones are missing from older
+     mingw-w64 headers (ws2ipdef.h / mstcpip.h values). */
+#ifdef _WIN32
+  enum { W_TCP_KEEPIDLE = 3, W_TCP_KEEPCNT = 16, W_TCP_KEEPINTVL = 17 };
+#  define T_TCP_KEEPIDLE W_TCP_KEEPIDLE
+#  define T_TCP_KEEPINTVL W_TCP_KEEPINTVL
+#  define T_TCP_KEEPCNT W_TCP_KEEPCNT
+#else
+#  if defined(TCP_KEEPIDLE)
+#    define T_TCP_KEEPIDLE TCP_KEEPIDLE
+#  elif defined(TCP_KEEPALIVE)
+#    define T_TCP_KEEPIDLE TCP_KEEPALIVE
+#  endif
+#  ifdef TCP_KEEPINTVL
+#    define T_TCP_KEEPINTVL TCP_KEEPINTVL
+#  endif
+#  ifdef TCP_KEEPCNT
+#    define T_TCP_KEEPCNT TCP_KEEPCNT
+#  endif
+#endif
+  int level = -1, name = -1, value = 10, ok;
+  switch (opt) {
+#ifdef T_TCP_KEEPIDLE
+  case PIER_SO_KEEPIDLE: level = IPPROTO_TCP; name = T_TCP_KEEPIDLE; break;
+#endif
+#ifdef T_TCP_KEEPINTVL
+  case PIER_SO_KEEPINTVL: level = IPPROTO_TCP; name = T_TCP_KEEPINTVL; break;
+#endif
+#ifdef T_TCP_KEEPCNT
+  case PIER_SO_KEEPCNT: level = IPPROTO_TCP; name = T_TCP_KEEPCNT; break;
+#endif
+  case PIER_SO_TOS:
+    value = 0x20;
+    if (family == AF_INET) {
+      level = IPPROTO_IP;
+      name = IP_TOS;
+    }
+#ifdef IPV6_TCLASS
+    if (family == AF_INET6) {
+      level = IPPROTO_IPV6;
+      name = IPV6_TCLASS;
+    }
+#endif
+    break;
+  default:
+    break;
+  }
+  if (level < 0) return 0;
+  pier_os_socket h = socket(family, type, 0);
+  if (h == PIER_INVALID_SOCKET) return 0;
+  ok = setsockopt(h, level, name, (const char *)&value, sizeof value) == 0;
+  t_os_close(h);
+  return ok;
+}
+
+int t_os_handle_is_open(pier_os_socket h) {
+#ifdef _WIN32
+  /* A closed socket fails getsockopt with WSAENOTSOCK; a non-socket
+     handle (t_os_nonsocket_open) still has handle information. */
+  int type;
+  int len = sizeof type;
+  DWORD flags;
+  if (getsockopt(h, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == 0) return 1;
+  return GetHandleInformation((HANDLE)h, &flags) != 0;
+#else
+  return fcntl(h, F_GETFD) != -1 || errno != EBADF;
+#endif
+}
+
+pier_os_socket t_os_nonsocket_open(void) {
+#ifdef _WIN32
+  HANDLE e = CreateEventA(NULL, TRUE, FALSE, NULL);
+  ck_assert_msg(e != NULL, "CreateEvent failed: %lu",
+                (unsigned long)GetLastError());
+  return (pier_os_socket)e;
+#else
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  close(fds[1]);
+  return fds[0];
+#endif
+}
+
+void t_os_nonsocket_close(pier_os_socket h) {
+#ifdef _WIN32
+  CloseHandle((HANDLE)h);
 #else
   close(h);
 #endif
+}
+
+/* ------------------------------------------------------------------ */
+/* protocols, waiting                                                  */
+/* ------------------------------------------------------------------ */
+
+int t_protos_available(const char *const *wish, int n, const char **out) {
+  int k = 0;
+  for (int i = 0; i < n; i++)
+    if (pier_protocol_find(wish[i]) != NULL) out[k++] = wish[i];
+  return k;
+}
+
+int t_wait_flag(volatile int *flag, int timeout_ms) {
+  uint64_t until = t_now_ms() + (uint64_t)timeout_ms;
+  while (!*flag && t_now_ms() < until) t_sleep_ms(2);
+  return *flag != 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -242,7 +434,14 @@ size_t t_verify(const void *buf, size_t len, uint64_t seed, size_t offset) {
 
 uint64_t t_now_ms(void) {
 #ifdef _WIN32
-  return (uint64_t)GetTickCount64();
+  /* Not GetTickCount64: it moves in steps of up to 16 ms (under Wine a
+     30 ms Sleep can read as 16 ms), too coarse for the timing checks. */
+  static LARGE_INTEGER freq;
+  LARGE_INTEGER now;
+  if (freq.QuadPart == 0) QueryPerformanceFrequency(&freq);
+  QueryPerformanceCounter(&now);
+  return (uint64_t)(now.QuadPart / freq.QuadPart * 1000 +
+                    now.QuadPart % freq.QuadPart * 1000 / freq.QuadPart);
 #else
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

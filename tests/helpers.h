@@ -11,6 +11,12 @@
 #include <check.h>
 #include <pier.h>
 #include <stdint.h>
+/* What tests use beyond <pier.h>: inet_pton, ntohl, TCP_NODELAY.  On
+   Windows <pier.h> has them already (winsock2.h, ws2tcpip.h). */
+#ifndef _WIN32
+#  include <arpa/inet.h>
+#  include <netinet/tcp.h>
+#endif
 
 /* Suites, one constructor per file, registered in tests/main.c. */
 Suite *suite_errors(void);
@@ -81,9 +87,71 @@ void t_loopback(const char *proto, struct sockaddr_storage *addr, size_t *len);
 void t_pair(pier_loop *loop, const char *proto, pier_socket **client,
             pier_socket **server);
 
+/*
+ * Plain OS sockets, outside pier.  The tests call these instead of the
+ * POSIX or Winsock functions, so that no test needs an #ifdef _WIN32:
+ * each is the BSD call on POSIX and its Winsock twin on Windows.
+ */
+
+/*
+ * Process set-up, once, from main() before any test: WSAStartup on
+ * Windows (tests create OS sockets before any pier loop exists); SIGPIPE
+ * left at its default action where it exists, so a stray one kills the
+ * test and is reported (pier must never raise it).
+ */
+void t_os_init(void);
+
 /* A plain OS socket connected to addr (blocking), outside pier. */
 pier_os_socket t_os_connect(const struct sockaddr_storage *addr, size_t len);
-void t_os_close(pier_os_socket h);
+/* close() / closesocket(); 0 on success. */
+int t_os_close(pier_os_socket h);
+/* The last socket error of this thread: errno / WSAGetLastError(). */
+int t_os_errno(void);
+/* A message for a t_os_errno() code (static buffer on Windows). */
+const char *t_os_strerror(int err);
+/* recv() / send() on a plain OS socket: bytes, or -1 and t_os_errno(). */
+long t_os_recv(pier_os_socket h, void *buf, size_t len);
+long t_os_send(pier_os_socket h, const void *buf, size_t len);
+/* Bound a blocking recv() on h to ms (SO_RCVTIMEO); 0 on success. */
+int t_os_set_rcvtimeo(pier_os_socket h, int ms);
+/* SO_LINGER {on, 0}: the next close resets the connection; 0 on success.
+   Safe from any thread (asserts nothing). */
+int t_os_setlinger0(pier_os_socket h);
+/*
+ * Is t_os_errno() code err one that ends a connection the peer refused,
+ * reset or aborted, or that was shut down (ECONNRESET, ECONNREFUSED,
+ * ECONNABORTED, EPIPE / WSAESHUTDOWN)?
+ */
+int t_os_err_is_conn_lost(int err);
+/*
+ * Does the OS itself take portable option opt (PIER_SO_KEEPIDLE,
+ * PIER_SO_KEEPINTVL, PIER_SO_KEEPCNT, PIER_SO_TOS) on a plain socket of
+ * that family and type?  pier answers PIER_ENOPROTOOPT for an option the
+ * OS lacks (Wine, for one, has no TCP keep-alive timing options and no
+ * IPV6_TCLASS), so the tests ask the OS first, outside pier.
+ */
+int t_os_has_option(int family, int type, int opt);
+/* Is h (a socket, or a t_os_nonsocket handle) still an open handle? */
+int t_os_handle_is_open(pier_os_socket h);
+/*
+ * An open OS handle that is no socket, as a pier_os_socket: a pipe's read
+ * end on POSIX, an event object on Windows.  Close with
+ * t_os_nonsocket_close().
+ */
+pier_os_socket t_os_nonsocket_open(void);
+void t_os_nonsocket_close(pier_os_socket h);
+
+/*
+ * The names of wish[0..n) that this platform's catalog has, in order,
+ * into out[]; returns how many.  Suites use it for the range of a loop
+ * test over protocols, so that an entry the platform lacks ("local" on
+ * Windows) is neither run nor counted as a passed check.
+ */
+int t_protos_available(const char *const *wish, int n, const char **out);
+
+/* Wait (sleeping, no loop run) until *flag is non-zero; 1 if it became
+   non-zero within timeout_ms, else 0. */
+int t_wait_flag(volatile int *flag, int timeout_ms);
 
 /* Deterministic byte pattern: byte i of stream seed. */
 void t_fill(void *buf, size_t len, uint64_t seed, size_t offset);

@@ -9,32 +9,12 @@
  *   5. NULL condition, blocking accept
  */
 #include "helpers.h"
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#ifndef _WIN32
-#  include <arpa/inet.h>
-#  include <sys/time.h>
-#  include <unistd.h>
-#endif
 
 /* ------------------------------------------------------------------ */
 /* 1. OS helpers                                                       */
 /* ------------------------------------------------------------------ */
-
-#ifdef _WIN32
-#  define OS_ERRNO() WSAGetLastError()
-#  define OS_ECONNRESET WSAECONNRESET
-#  define OS_ECONNREFUSED WSAECONNREFUSED
-#  define OS_EPIPE WSAESHUTDOWN
-#  define OS_ECONNABORTED WSAECONNABORTED
-#else
-#  define OS_ERRNO() errno
-#  define OS_ECONNRESET ECONNRESET
-#  define OS_ECONNREFUSED ECONNREFUSED
-#  define OS_EPIPE EPIPE
-#  define OS_ECONNABORTED ECONNABORTED
-#endif
 
 static const char *const protos[] = { "tcp4", "tcp6" };
 
@@ -79,15 +59,8 @@ static void client_connect(client *c, const struct sockaddr_storage *to,
 }
 
 static void os_set_rcvtimeo(pier_os_socket h, int ms) {
-#ifdef _WIN32
-  DWORD tv = (DWORD)ms;
-#else
-  struct timeval tv;
-  tv.tv_sec = ms / 1000;
-  tv.tv_usec = (ms % 1000) * 1000;
-#endif
-  ck_assert_int_eq(setsockopt(h, SOL_SOCKET, SO_RCVTIMEO, (const char *)&tv,
-                              sizeof tv), 0);
+  ck_assert_msg(t_os_set_rcvtimeo(h, ms) == 0, "SO_RCVTIMEO: %s",
+                t_os_strerror(t_os_errno()));
 }
 
 /*
@@ -97,13 +70,13 @@ static void os_set_rcvtimeo(pier_os_socket h, int ms) {
 static void assert_client_rejected(client *c) {
   char b[64];
   os_set_rcvtimeo(c->h, 3000);
-  long n = (long)recv(c->h, b, sizeof b, 0);
-  int e = OS_ERRNO();
+  long n = t_os_recv(c->h, b, sizeof b);
+  int e = t_os_errno();
   if (n < 0)
-    ck_assert_msg(e == OS_ECONNRESET || e == OS_ECONNREFUSED ||
-                  e == OS_EPIPE || e == OS_ECONNABORTED,
+    ck_assert_msg(t_os_err_is_conn_lost(e),
                   "rejected client (port %d): recv failed with %d (%s), "
-                  "expected reset/refused/pipe", c->port, e, strerror(e));
+                  "expected reset/refused/pipe", c->port, e,
+                  t_os_strerror(e));
   else
     ck_assert_msg(n == 0, "rejected client (port %d) received %ld bytes",
                   c->port, n);
@@ -122,6 +95,7 @@ typedef struct cond_rec {
   struct sockaddr_storage caller;
   int caller_len_ok;   /* caller_len covers the family's sockaddr */
   int local_ok;        /* info->local equals the listener's address */
+  int local_family, local_port; /* what info->local said (-1: NULL) */
   int caller_data_null;
 } cond_rec;
 
@@ -168,6 +142,8 @@ static int recording_cond(pier_accept_info *info, void *ctx) {
                                  : sizeof(struct sockaddr_in));
     r->local_ok = info->local != NULL &&
                   addr_eq(info->local, (struct sockaddr *)&cc->laddr);
+    r->local_family = info->local ? info->local->sa_family : -1;
+    r->local_port = info->local ? port_of(info->local) : -1;
     r->caller_data_null = info->caller_data == NULL &&
                           info->caller_data_len == 0;
   }
@@ -266,15 +242,16 @@ static void assert_works_with(pier_loop *loop, pier_socket *listener,
   os_set_rcvtimeo(c->h, 3000);
   size_t got = 0;
   while (got < sizeof in) {
-    long n = (long)recv(c->h, in + got, sizeof in - got, 0);
-    ck_assert_msg(n > 0, "client recv returned %ld (errno %d)", n, OS_ERRNO());
+    long n = t_os_recv(c->h, in + got, sizeof in - got);
+    ck_assert_msg(n > 0, "client recv returned %ld (%s)", n,
+                  t_os_strerror(t_os_errno()));
     got += (size_t)n;
   }
   ck_assert_uint_eq(t_verify(in, sizeof in, (uint64_t)c->port, 0), (size_t)-1);
 
   /* client -> server */
   t_fill(out, sizeof out, (uint64_t)c->port + 1000, 0);
-  ck_assert_int_eq((int)send(c->h, out, sizeof out, 0), (int)sizeof out);
+  ck_assert_int_eq((int)t_os_send(c->h, out, sizeof out), (int)sizeof out);
   got = 0;
   while (got < sizeof in) {
     pier_buf rb = pier_buf_init(in + got, sizeof in - got);
@@ -341,7 +318,11 @@ START_TEST(test_accept_reject_per_caller_port) {
                           (struct sockaddr *)&c[i].addr),
                   "call %d: caller address differs from client %d", i, i);
     ck_assert_msg(cc.rec[i].caller_len_ok, "call %d: caller_len too short", i);
-    ck_assert_msg(cc.rec[i].local_ok, "call %d: info->local != listener", i);
+    ck_assert_msg(cc.rec[i].local_ok,
+                  "call %d: info->local (family %d, port %d) != listener "
+                  "(family %d, port %d)", i, cc.rec[i].local_family,
+                  cc.rec[i].local_port, cc.laddr.ss_family,
+                  port_of((struct sockaddr *)&cc.laddr));
     ck_assert_msg(cc.rec[i].caller_data_null,
                   "call %d: caller_data not NULL on %s", i, proto);
   }

@@ -3,8 +3,10 @@
  * allocations of loops, sockets, timers, posts and resolves, and every one
  * is freed once everything is closed and the loop freed; PIER_EBUSY while
  * a loop exists; PIER_EINVAL for a partial table; NULL restores malloc.
- * Check forks each test, so each installs its allocator at its start and
- * restores the default at its end.
+ * The allocator is process-wide state, and where Check cannot fork
+ * (Windows) every test runs in one process: a checked fixture restores
+ * the default allocator and zeroes the counters before and after each
+ * test, also after a failed one.
  */
 #include "helpers.h"
 
@@ -51,6 +53,18 @@ static void install_counting(void) {
   n_alloc = n_free = n_bad_free = 0;
   T_OK(pier_set_allocator(&counting));
 }
+
+/* Before and after each test: default allocator, counters at zero. */
+static void alloc_reset(void) {
+  int rc = pier_set_allocator(NULL);
+  n_alloc = n_free = n_bad_free = 0;
+  ck_assert_msg(rc == 0,
+                "pier_set_allocator(NULL) returned %s: a loop is still "
+                "alive (leaked by an earlier failed test?)",
+                pier_err_name(rc));
+}
+
+static void alloc_teardown(void) { (void)pier_set_allocator(NULL); }
 
 static void close_count_cb(pier_socket *s) {
   (*(int *)pier_socket_get_data(s))++;
@@ -185,6 +199,7 @@ Suite *suite_alloc(void) {
   Suite *s = suite_create("alloc");
   TCase *tc = tcase_create("alloc");
   tcase_set_timeout(tc, 20);
+  tcase_add_checked_fixture(tc, alloc_reset, alloc_teardown);
   tcase_add_test(tc, loop_and_socket_allocate_through_the_allocator);
   tcase_add_test(tc, every_allocation_is_freed_after_a_busy_session);
   tcase_add_test(tc, set_allocator_while_a_loop_exists_gives_ebusy);

@@ -10,9 +10,6 @@
 #include "helpers.h"
 
 #include <string.h>
-#ifndef _WIN32
-#  include <unistd.h>
-#endif
 
 /* ------------------------------------------------------------------ */
 /* fixture: a loop and a connected tcp4 pair                           */
@@ -442,14 +439,12 @@ START_TEST(closed_loop_gives_eshutdown) {
   T_ERR(pier_timer_start(&t, 0, 0, noop_timer_cb),
         PIER_ESHUTDOWN);
   T_ERR(pier_loop_post(loop, &op, t_count_cb), PIER_ESHUTDOWN);
-#ifndef _WIN32
   {
-    int h = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(h, 0);
+    pier_os_socket h = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert(h != PIER_INVALID_SOCKET);
     T_ERR(pier_socket_adopt(loop, h, 0, &s), PIER_ESHUTDOWN);
-    ck_assert_int_eq(close(h), 0); /* the caller kept it */
+    ck_assert_int_eq(t_os_close(h), 0); /* the caller kept it */
   }
-#endif
   ck_assert_ptr_null(s);
   ck_assert_int_eq(pier_loop_run(loop, PIER_RUN_NOWAIT), 0);
   ck_assert_int_eq(done, 0);

@@ -7,9 +7,6 @@
 #include "helpers.h"
 
 #include <string.h>
-#ifndef _WIN32
-#  include <sys/un.h>
-#endif
 
 typedef struct want {
   const char *name;
@@ -29,17 +26,28 @@ static const want wants[] = {
   {"tcp6", AF_INET6, SOCK_STREAM, IPPROTO_TCP, TCP_CAPS, TCP_NOT},
   {"udp4", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_CAPS, UDP_NOT},
   {"udp6", AF_INET6, SOCK_DGRAM, IPPROTO_UDP, UDP_CAPS, UDP_NOT},
-#ifndef _WIN32
+  /* last: see n_wants() */
   {"local", AF_UNIX, SOCK_STREAM, 0, PIER_CAP_STREAM,
    PIER_CAP_MESSAGE | PIER_CAP_CONNECTIONLESS},
-#endif
 };
 #define NWANTS (sizeof wants / sizeof wants[0])
+
+/*
+ * The entries every catalog must have: all of wants[] on POSIX; on
+ * Windows "local" (AF_UNIX) only if the catalog lists it - Winsock's
+ * AF_UNIX is recent and Wine has none, so the iocp catalog leaves it out.
+ */
+static size_t n_wants(void) {
+#ifdef _WIN32
+  if (pier_protocol_find("local") == NULL) return NWANTS - 1;
+#endif
+  return NWANTS;
+}
 
 START_TEST(catalog_lists_named_entries_once_with_text) {
   const pier_protocol_info *list = NULL;
   size_t n = pier_protocols(&list);
-  ck_assert_uint_ge(n, NWANTS);
+  ck_assert_uint_ge(n, n_wants());
   ck_assert_ptr_nonnull(list);
   for (size_t i = 0; i < n; i++) {
     ck_assert_ptr_nonnull(list[i].name);
@@ -135,7 +143,7 @@ Suite *suite_protocol(void) {
   TCase *tc = tcase_create("catalog");
   tcase_add_test(tc, catalog_lists_named_entries_once_with_text);
   tcase_add_loop_test(tc, catalog_entry_has_family_type_and_caps, 0,
-                      (int)NWANTS);
+                      (int)n_wants());
   tcase_add_test(tc, find_unknown_or_null_gives_null);
   suite_add_tcase(s, tc);
   tc = tcase_create("open");

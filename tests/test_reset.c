@@ -1,16 +1,14 @@
 /*
  * tests/test_reset.c - a peer that resets or closes: pending recvs and
  * sends complete with PIER_ECONNRESET, later sends fail with PIER_EPIPE or
- * PIER_ECONNRESET, and no SIGPIPE ever reaches the process (tests/main.c
- * keeps SIGPIPE at its default action, so one would kill the test).
+ * PIER_ECONNRESET, and no SIGPIPE ever reaches the process (t_os_init(),
+ * from tests/main.c, keeps SIGPIPE at its default action where there is
+ * one, so one would kill the test).
  */
 #include "helpers.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
-#  include <unistd.h>
-#endif
 
 #define BIG (32u * 1024 * 1024)
 
@@ -43,12 +41,9 @@ static void pier_reset(pier_socket *s) {
 
 /* Reset a plain OS socket: SO_LINGER {1, 0}, then close. */
 static void os_reset(pier_os_socket h) {
-  struct linger lg;
-  lg.l_onoff = 1;
-  lg.l_linger = 0;
-  ck_assert_int_eq(setsockopt(h, SOL_SOCKET, SO_LINGER, (const char *)&lg,
-                              sizeof lg), 0);
-  t_os_close(h);
+  ck_assert_msg(t_os_setlinger0(h) == 0, "SO_LINGER: %s",
+                t_os_strerror(t_os_errno()));
+  ck_assert_int_eq(t_os_close(h), 0);
 }
 
 /* A pier server socket accepted from a plain OS client. */
@@ -217,16 +212,32 @@ START_TEST(test_blocking_send_to_reset_peer_errors_no_sigpipe) {
 }
 END_TEST
 
-typedef struct resetter { pier_os_socket h; int delay_ms; } resetter;
+typedef struct resetter {
+  pier_os_socket h;
+  int delay_ms, rc;
+  pier_socket *s;          /* the socket whose blocking send must end */
+  volatile int send_done;  /* set by the test when the send returned */
+  int had_to_cancel;       /* it did not end 5 s after the reset */
+} resetter;
 
+/*
+ * In a thread: reset the OS client after delay_ms.  No Check assertions
+ * here; results go to rs.  If the blocked send has not returned 5 s
+ * later, interrupt it with pier_cancel_blocking so the test ends (and
+ * fails) instead of hanging.
+ */
 static void *reset_later(void *arg) {
   resetter *rs = arg;
   t_sleep_ms(rs->delay_ms);
-  struct linger lg;
-  lg.l_onoff = 1;
-  lg.l_linger = 0;
-  setsockopt(rs->h, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg);
-  t_os_close(rs->h);
+  rs->rc = t_os_setlinger0(rs->h);
+  if (t_os_close(rs->h) != 0 && rs->rc == 0) rs->rc = -1;
+  if (!t_wait_flag(&rs->send_done, 5000)) {
+    rs->had_to_cancel = 1;
+    while (!rs->send_done) {
+      pier_cancel_blocking(rs->s);
+      t_sleep_ms(10);
+    }
+  }
   return NULL;
 }
 
@@ -236,6 +247,10 @@ START_TEST(test_blocked_blocking_send_ends_on_reset_no_sigpipe) {
   resetter rs;
   pier_socket *s = accept_os_client(loop, &rs.h);
   rs.delay_ms = 150;
+  rs.rc = 0;
+  rs.s = s;
+  rs.send_done = 0;
+  rs.had_to_cancel = 0;
   char *big = calloc(1, BIG);
   ck_assert_ptr_nonnull(big);
   pthread_t th;
@@ -244,7 +259,12 @@ START_TEST(test_blocked_blocking_send_ends_on_reset_no_sigpipe) {
   pier_op op;
   memset(&op, 0, sizeof op);
   int rc = pier_send(s, &op, &pb, 1, 0, NULL);
+  rs.send_done = 1;
   pthread_join(th, NULL);
+  ck_assert_msg(rs.rc == 0, "resetting the OS client failed");
+  ck_assert_msg(!rs.had_to_cancel, "the blocked send did not end within "
+                "5 s of the peer's reset (interrupted; returned %s)",
+                pier_err_name(rc));
   ck_assert_msg(is_pipe_or_reset(rc), "blocked send after reset returned %s",
                 pier_err_name(rc));
   ck_assert_uint_lt(op.bytes, BIG);

@@ -9,9 +9,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#ifndef _WIN32
-#  include <arpa/inet.h>
-#endif
 
 static struct addrinfo numeric_hints(int family) {
   struct addrinfo h;

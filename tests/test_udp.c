@@ -7,9 +7,6 @@
  */
 #include "helpers.h"
 #include <string.h>
-#ifndef _WIN32
-#  include <arpa/inet.h>
-#endif
 
 static const char *const protos[] = { "udp4", "udp6" };
 

@@ -74,9 +74,22 @@ int CALLBACK pier__iocp_condition(LPWSABUF caller_id, LPWSABUF caller_data,
     info.caller = (const struct sockaddr *)caller_id->buf;
     info.caller_len = caller_id->len;
   }
-  if (callee_id) {
+  struct sockaddr_storage local;
+  int family = pier_socket_protocol(op->socket)->family;
+  size_t need = family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                   : sizeof(struct sockaddr_in);
+  if (callee_id && callee_id->buf && callee_id->len >= need &&
+      ((const struct sockaddr *)callee_id->buf)->sa_family == family) {
     info.local = (const struct sockaddr *)callee_id->buf;
     info.local_len = callee_id->len;
+  } else { /* Wine does not fill the callee's address: the listener's */
+    int llen = sizeof local;
+    memset(&local, 0, sizeof local);
+    if (getsockname(pier_socket_handle(op->socket), (struct sockaddr *)&local,
+                    &llen) == 0) {
+      info.local = (const struct sockaddr *)&local;
+      info.local_len = (size_t)llen;
+    }
   }
   if (caller_data && caller_data->buf && caller_data->len) {
     info.caller_data = caller_data->buf;

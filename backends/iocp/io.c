@@ -45,9 +45,44 @@ static void advance(pier_op *op, iocp_opx *x, size_t bytes) {
   }
 }
 
-static void finish(pier_op *op, int status) {
+static int is_read(const pier_op *op) {
+  return op->pier__r.type == PIER_OP_RECV || op->pier__r.type == PIER_OP_RECVFROM;
+}
+
+static pier_opq *queue_of(iocp_sock *is, const pier_op *op) {
+  if (op->pier__r.type == PIER_OP_CONNECT) return NULL;
+  return is_read(op) ? &is->rq : &is->wq;
+}
+
+static void issue(iocp_sock *is, pier_op *op);
+
+/* Hand the queue's head to Winsock, and the next when one completes at
+   once; re-entered from those completions, the outer call goes on.  On a
+   closing socket the ops Winsock never saw complete canceled instead, in
+   order, once the head (if it was issued) has come back. */
+static void pump(iocp_sock *is, pier_opq *q) {
+  int *busy = q == &is->rq ? &is->pumping_r : &is->pumping_w;
+  if (*busy) return;
+  *busy = 1;
+  while (q->head && !iocp_opx_of(q->head)->issued) {
+    pier_op *op = q->head;
+    if (is->closing) {
+      pier_opq_remove(q, op);
+      pier_spi_complete(op, PIER_ECANCELED);
+      continue;
+    }
+    iocp_opx_of(op)->issued = 1;
+    issue(is, op);
+  }
+  *busy = 0;
+}
+
+static void finish(iocp_sock *is, pier_op *op, int status) {
   op->bytes = op->pier__r.progress;
+  pier_opq *q = queue_of(is, op);
+  if (q) pier_opq_remove(q, op);
   pier_spi_complete(op, status);
+  if (q) pump(is, q);
 }
 
 static void took_back(iocp_sock *is, iocp_opx *x) {
@@ -119,7 +154,7 @@ static int start_connect(iocp_sock *is, pier_op *op) {
   if (is->connecting) return PIER_EALREADY;
   if (is_dgram(is)) { /* a UDP connect only sets the default peer */
     int rc = connect(is->sock, a, alen);
-    finish(op, rc == 0 ? 0 : pier_spi_os_error(WSAGetLastError()));
+    finish(is, op, rc == 0 ? 0 : pier_spi_os_error(WSAGetLastError()));
     return 0;
   }
   if (is->connected) return PIER_EISCONN;
@@ -143,8 +178,34 @@ static int start_connect(iocp_sock *is, pier_op *op) {
 
 int pier__iocp_start(iocp_sock *is, pier_op *op) {
   if (op->pier__r.type == PIER_OP_CONNECT) return start_connect(is, op);
-  issue(is, op);
+  if (!is_dgram(is) && !is->connected) {
+    /* Winsock (and Wine) differ on what they say here; pier says this. */
+    pier_spi_complete(op, PIER_ENOTCONN);
+    return 0;
+  }
+  pier_opq *q = queue_of(is, op);
+  pier_opq_push(q, op);
+  pump(is, q);
   return 0;
+}
+
+/* A queued op Winsock has not seen yet: complete it canceled. */
+int pier__iocp_cancel_queued(iocp_sock *is, pier_op *op) {
+  pier_opq *q = queue_of(is, op);
+  if (!q || iocp_opx_of(op)->issued) return PIER_ENOENT;
+  pier_op *it = q->head;
+  while (it && it != op) it = it->pier__r.next;
+  if (!it) return PIER_ENOENT;
+  pier_opq_remove(q, op);
+  pier_spi_complete(op, PIER_ECANCELED);
+  return 0;
+}
+
+/* On close: queues whose head Winsock never saw are canceled now; the
+   others follow their head when it comes back aborted. */
+void pier__iocp_cancel_unissued(iocp_sock *is) {
+  pump(is, &is->rq);
+  pump(is, &is->wq);
 }
 
 /* A zero-byte read came back: now take the data without waiting.
@@ -176,7 +237,7 @@ static void recv_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
     err = 0;
   }
   if (err) {
-    finish(op, pier__iocp_error(is, err));
+    finish(is, op, pier__iocp_error(is, err));
     return;
   }
   if (op->pier__r.type == PIER_OP_RECVFROM) op->addrlen = (size_t)x->fromlen;
@@ -185,7 +246,7 @@ static void recv_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
   size_t left = remaining(op, x->skip);
   op->pier__r.progress += bytes;
   if (bytes == 0 && !is_dgram(is) && left > 0) { /* end of stream */
-    finish(op, is->reset ? PIER_ECONNRESET : 0);
+    finish(is, op, is->reset ? PIER_ECONNRESET : 0);
     return;
   }
   if ((in & PIER_MSG_WAITALL) && !(in & PIER_MSG_PEEK) && bytes < left) {
@@ -193,13 +254,13 @@ static void recv_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
     issue(is, op);
     return;
   }
-  finish(op, 0);
+  finish(is, op, 0);
 }
 
 static void send_done(iocp_sock *is, pier_op *op, DWORD bytes, int err) {
   iocp_opx *x = iocp_opx_of(op);
   if (err) {
-    finish(op, pier__iocp_error(is, err));
+    finish(is, op, pier__iocp_error(is, err));
     return;
   }
   size_t left = remaining(op, x->skip);
@@ -209,7 +270,7 @@ static void send_done(iocp_sock *is, pier_op *op, DWORD bytes, int err) {
     issue(is, op);
     return;
   }
-  finish(op, 0);
+  finish(is, op, 0);
 }
 
 void pier__iocp_op_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
@@ -225,10 +286,10 @@ void pier__iocp_op_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
       setsockopt(is->sock, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0);
       is->connected = 1;
     }
-    finish(op, err ? pier__iocp_error(is, err) : 0);
+    finish(is, op, err ? pier__iocp_error(is, err) : 0);
     break;
   default:
-    finish(op, PIER_EINVAL);
+    finish(is, op, PIER_EINVAL);
     break;
   }
 }

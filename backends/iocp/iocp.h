@@ -47,6 +47,7 @@ typedef struct iocp_opx {
   int in_flight;           /* the OS holds h.ov */
   unsigned skip;           /* whole buffers already transferred */
   int zero;                /* the pending call is a zero-byte read */
+  int issued;              /* handed to Winsock (head of its queue) */
 } iocp_opx;
 
 typedef struct iocp_sock iocp_sock;
@@ -86,6 +87,11 @@ struct iocp_sock {
   int closing;
   int skip_on_success;     /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set */
   int bound, connected, connecting, reset;
+  /* Receives and sends wait in order; only each queue's head is with
+     Winsock, so completions (inline or through the port) and re-issued
+     remainders (WAITALL, partial sends) keep the order ops were started. */
+  pier_opq rq, wq;
+  int pumping_r, pumping_w;
   /* accept */
   int accept_mode;         /* IOCP_ACCEPT_* */
   int conditional;         /* SO_CONDITIONAL_ACCEPT is on */
@@ -124,6 +130,8 @@ void pier__iocp_post_kick(iocp_sock *is);
 
 /* io.c */
 int pier__iocp_start(iocp_sock *is, pier_op *op);
+int pier__iocp_cancel_queued(iocp_sock *is, pier_op *op);
+void pier__iocp_cancel_unissued(iocp_sock *is);
 void pier__iocp_op_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
                         DWORD flags);
 

@@ -213,9 +213,11 @@ static void iocp_close(pier_socket *s) {
   iocp_sock *is = iocp_sock_of(s);
   is->closing = 1;
   pier__iocp_accept_close(is);
-  /* Closing the handle aborts every overlapped call; each still comes
-     back through the port (ERROR_OPERATION_ABORTED) and is delivered as
-     PIER_ECANCELED before the socket's memory is released. */
+  pier__iocp_cancel_unissued(is);
+  /* Every overlapped call is aborted; each still comes back through the
+     port (ERROR_OPERATION_ABORTED) and is delivered as PIER_ECANCELED
+     before the socket's memory is released. */
+  CancelIoEx((HANDLE)is->sock, NULL);
   if (closesocket(is->sock) != 0 && WSAGetLastError() == WSAEWOULDBLOCK) {
     u_long nb = 0; /* a linger on a non-blocking socket: let it block */
     ioctlsocket(is->sock, FIONBIO, &nb);
@@ -340,7 +342,7 @@ static int iocp_cancel(pier_socket *s, pier_op *op) {
     pier_spi_complete(op, PIER_ECANCELED);
     return 0;
   }
-  return PIER_ENOENT;
+  return pier__iocp_cancel_queued(is, op);
 }
 
 /* ------------------------------------------------------------------ */
