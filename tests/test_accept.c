@@ -566,6 +566,53 @@ START_TEST(test_null_condition_accepts_all) {
 }
 END_TEST
 
+/*
+ * However many accepts the provider keeps posted (IOCP's AcceptEx; the
+ * others only keep the number), every caller is accepted exactly once:
+ * callers queued before the accepts were posted and callers arriving
+ * while they wait.
+ */
+START_TEST(test_preposted_accept_count_accepts_every_caller_once) {
+  static const int counts[] = { 1, 3, 16 };
+  enum { N = 6 };
+  pier_loop *loop = t_loop_new();
+  struct sockaddr_storage la;
+  size_t llen;
+  pier_socket *l = t_listener(loop, "tcp4", &la, &llen);
+  int v = 0;
+  T_OK(pier_setsockopt(l, PIER_SO_PREPOSTED_ACCEPTS, counts[_i]));
+  T_OK(pier_getsockopt(l, PIER_SO_PREPOSTED_ACCEPTS, &v));
+  ck_assert_int_eq(v, counts[_i]);
+  client c[N];
+  for (int i = 0; i < N / 2; i++) client_connect(&c[i], &la, llen);
+  pier_op op[N];
+  acc_res r[N];
+  g_order = 0;
+  for (int k = 0; k < N; k++) post_accept(l, &op[k], &r[k], NULL, NULL);
+  t_run_until_count(loop, &g_order, N / 2, 3000);
+  for (int i = N / 2; i < N; i++) client_connect(&c[i], &la, llen);
+  t_run_until_count(loop, &g_order, N, 3000);
+  int seen[N] = { 0 };
+  for (int k = 0; k < N; k++) {
+    ck_assert_int_eq(r[k].count, 1);
+    T_OK(r[k].status);
+    struct sockaddr_storage peer;
+    size_t plen = sizeof peer;
+    T_OK(pier_getpeername(r[k].accepted, &peer, &plen));
+    for (int i = 0; i < N; i++)
+      if (addr_eq((struct sockaddr *)&peer, (struct sockaddr *)&c[i].addr)) {
+        seen[i]++;
+        assert_works_with(loop, l, r[k].accepted, &c[i]);
+      }
+  }
+  for (int i = 0; i < N; i++) ck_assert_int_eq(seen[i], 1);
+  for (int i = 0; i < N; i++) t_os_close(c[i].h);
+  for (int k = 0; k < N; k++) T_OK(pier_close(r[k].accepted, NULL));
+  T_OK(pier_close(l, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
 /* cb == NULL on a blocking listener with a client queued. */
 START_TEST(test_blocking_accept_returns_socket) {
   pier_loop *loop = t_loop_new();
@@ -632,6 +679,8 @@ Suite *suite_accept(void) {
   tc = tcase_create("null_condition_and_blocking");
   tcase_set_timeout(tc, 20);
   tcase_add_loop_test(tc, test_null_condition_accepts_all, 0, 2);
+  tcase_add_loop_test(tc, test_preposted_accept_count_accepts_every_caller_once,
+                      0, 3);
   tcase_add_test(tc, test_blocking_accept_returns_socket);
   tcase_add_test(tc, test_blocking_accept_with_condition_skips_rejected);
   suite_add_tcase(s, tc);

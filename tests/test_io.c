@@ -13,6 +13,7 @@
  * them that the platform's catalog has (no local on Windows).
  */
 #include "helpers.h"
+#include <pier/spi.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +227,72 @@ START_TEST(test_peek_leaves_data_in_place) {
 END_TEST
 
 /* WAITALL across pieces sent from timers 30 ms apart. */
+/*
+ * Data already waiting: a receive can succeed the moment it is started
+ * (on IOCP with skip-on-success it completes without the port).  It must
+ * still complete from the loop, once, and in submission order with
+ * receives started before and after it.
+ */
+static volatile int g_recv_order; /* receive completions only */
+
+static void recv_order_cb(pier_op *op, int status) {
+  rec *r = op->data;
+  r->count++;
+  r->status = status;
+  r->bytes = op->bytes;
+  r->order = ++g_recv_order;
+}
+
+static void start_recv_ordered(pier_socket *s, pier_op *op, rec *r,
+                               pier_buf *b) {
+  memset(op, 0, sizeof *op);
+  memset(r, 0, sizeof *r);
+  op->data = r;
+  T_OK(pier_recv(s, op, b, 1, PIER_MSG_WAITALL, recv_order_cb));
+  ck_assert_int_eq(r->count, 0); /* never inside the starting call */
+}
+
+START_TEST(test_receives_with_data_waiting_complete_in_order) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *s;
+  if (!mk_pair(loop, _i, &c, &s)) return;
+  int inl = -1;
+  size_t ilen = sizeof inl;
+  T_OK(pier_getsockopt_raw(s, PIER_SOL_PROVIDER, PIER_SPI_OPT_INLINE_SUCCESS,
+                           &inl, &ilen));
+  ck_assert(inl == 0 || inl == 1);
+  enum { N = 4, SZ = 100 };
+  static char in[N][SZ];
+  pier_op op[N];
+  rec r[N];
+  pier_buf b[N];
+  g_recv_order = 0;
+  /* The first receive waits with nothing there. */
+  b[0] = pier_buf_init(in[0], SZ);
+  start_recv_ordered(s, &op[0], &r[0], &b[0]);
+  send_all(loop, c, 42, 0, N * SZ);
+  size_t ready = 0;
+  for (int k = 0; k < 200 && ready < (N - 1) * SZ; k++) {
+    T_OK(pier_ioctl(s, PIER_FIONREAD, &ready));
+    if (ready < (N - 1) * SZ) t_sleep_ms(5);
+  }
+  /* The others find their data there already. */
+  for (int i = 1; i < N; i++) {
+    b[i] = pier_buf_init(in[i], SZ);
+    start_recv_ordered(s, &op[i], &r[i], &b[i]);
+  }
+  t_run_until_count(loop, &g_recv_order, N, 3000);
+  for (int i = 0; i < N; i++) {
+    ck_assert_int_eq(r[i].count, 1);
+    T_OK(r[i].status);
+    ck_assert_uint_eq(r[i].bytes, SZ);
+    ck_assert_int_eq(r[i].order, i + 1);
+    ck_assert_uint_eq(t_verify(in[i], SZ, 42, (size_t)i * SZ), (size_t)-1);
+  }
+  close_pair(loop, c, s);
+}
+END_TEST
+
 typedef struct piece_state {
   pier_socket *c;
   rec *recv_rec;
@@ -639,6 +706,8 @@ Suite *suite_io(void) {
                       nprotos);
   tcase_add_loop_test(tc, test_pending_recvs_take_data_oldest_first, 0, nprotos);
   tcase_add_loop_test(tc, test_pending_sends_deliver_in_order, 0, nprotos);
+  tcase_add_loop_test(tc, test_receives_with_data_waiting_complete_in_order, 0,
+                      nprotos);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("oob");

@@ -268,6 +268,12 @@ static int *provider_opt(iocp_sock *is, int name) {
 
 static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
                            size_t *len) {
+  if (level == PIER_SOL_PROVIDER && name == PIER_SPI_OPT_INLINE_SUCCESS &&
+      *len >= sizeof(int)) {
+    *(int *)val = iocp_sock_of(s)->skip_on_success;
+    *len = sizeof(int);
+    return 0;
+  }
   if (level == PIER_SOL_PROVIDER) {
     int *o = provider_opt(iocp_sock_of(s), name);
     if (!o || *len < sizeof(int)) return o ? PIER_EINVAL : PIER_ENOPROTOOPT;

@@ -356,6 +356,12 @@ static int *provider_opt(lev_sock *ls, int name) {
 
 static int lev_getsockopt(pier_socket *s, int level, int name, void *val,
                           size_t *len) {
+  if (level == PIER_SOL_PROVIDER && name == PIER_SPI_OPT_INLINE_SUCCESS &&
+      *len >= sizeof(int)) {
+    *(int *)val = 0; /* readiness: nothing is queued to skip */
+    *len = sizeof(int);
+    return 0;
+  }
   if (level == PIER_SOL_PROVIDER) {
     int *o = provider_opt(lev_sock_of(s), name);
     if (!o || *len < sizeof(int)) return o ? PIER_EINVAL : PIER_ENOPROTOOPT;

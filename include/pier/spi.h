@@ -41,6 +41,15 @@ enum pier_provider_caps {
  */
 #define PIER_SOL_PROVIDER 0x70696572 /* "pier" */
 
+/*
+ * Read-only provider facts at level PIER_SOL_PROVIDER (through
+ * pier_getsockopt_raw); a provider without the mechanism answers 0.
+ * PIER_SPI_OPT_INLINE_SUCCESS: 1 when an overlapped call that succeeds at
+ * once completes without a trip through the OS completion queue (IOCP
+ * skip-on-success on IFS handles).
+ */
+#define PIER_SPI_OPT_INLINE_SUCCESS 0x100
+
 /* pier__r.state values of an operation. */
 enum pier_op_state {
   PIER_OPS_IDLE = 0,  /* never started, or its callback has run */
