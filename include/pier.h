@@ -440,6 +440,40 @@ typedef struct pier_qos {
   int priority; /* 0 (lowest) .. 7, or -1 for none */
 } pier_qos;
 
+/*
+ * pier_qos_by_name - the traffic class of a name (WSPGetQOSByName), with
+ * DSCP values from RFC 4594 and a queueing priority:
+ *   "best-effort" DF 0 / 0     "background" CS1 8 / 1   "bulk" AF11 10 / 2
+ *   "oam" CS2 16 / 4           "low-latency" AF21 18 / 4
+ *   "broadcast-video" CS3 24 / 5   "streaming" AF31 26 / 5
+ *   "realtime" CS4 32 / 5      "video" AF41 34 / 5      "signaling" CS5 40 / 6
+ *   "voice" EF 46 / 6          "control" CS6 48 / 6
+ * Returns 0 and *out, PIER_ENOENT for an unknown name, PIER_EINVAL for NULL.
+ */
+int pier_qos_by_name(const char *name, pier_qos *out);
+
+/* pier_qos_names - the names above (static strings); returns their count. */
+size_t pier_qos_names(const char **names, size_t cap);
+
+/*
+ * pier_set_qos - apply a traffic class to a socket: the DSCP goes into
+ * IP_TOS (IPv4) or IPV6_TCLASS (IPv6) with the ECN bits clear; the
+ * priority into the OS's queueing priority where it has one (Linux
+ * SO_PRIORITY; ignored elsewhere).  Sockets accepted on a listener inherit
+ * its class; pier_connect(qos) applies one before connecting.  Returns
+ * PIER_EINVAL for values out of range, PIER_ENOPROTOOPT where the OS does
+ * not let a program set the DSCP (Windows without qWAVE, Wine), and then
+ * changes nothing.
+ */
+int pier_set_qos(pier_socket *s, const pier_qos *qos);
+
+/*
+ * pier_get_qos - the class in effect: dscp from the socket's TOS/traffic
+ * class (-1 where the OS keeps none for it), priority from the OS or -1
+ * where it has none.
+ */
+int pier_get_qos(pier_socket *s, pier_qos *out);
+
 /* What a condition function learns about a pending connection request. */
 typedef struct pier_accept_info {
   const struct sockaddr *caller; /* the caller's address */
@@ -549,7 +583,9 @@ int pier_accept(pier_socket *listener, pier_op *op, pier_condition_fn cond,
                 void *cond_ctx, pier_op_cb cb);
 
 /*
- * pier_connect - connect to addr.  In blocking form on a socket in
+ * pier_connect - connect to addr.  A qos (may be NULL) is applied first as
+ * by pier_set_qos; if it cannot be, the call fails with that error and
+ * starts nothing.  In blocking form on a socket in
  * non-blocking mode it returns PIER_EWOULDBLOCK and the connection goes
  * on in the background (a second connect then returns PIER_EALREADY).
  * cdata (protocols with

@@ -114,6 +114,8 @@ struct pier_socket {
   int blocked;               /* blocking calls in progress (atomic) */
   pier_close_cb close_cb;
   pier_socket *next_closing;
+  pier_qos qos;              /* last pier_set_qos, inherited by accepts */
+  int has_qos;
 };
 
 /* Allocate a socket object (and its provider state) and call open(). */
@@ -123,6 +125,8 @@ int pier__socket_create(pier_loop *loop, const pier_provider *prov,
 /* Run close callbacks of sockets whose operations have all been
    delivered; returns how many ran. */
 size_t pier__sockets_reap(pier_loop *loop);
+/* Give an accepted socket the listener's QoS, if it has one (qos.c). */
+void pier__qos_inherit(pier_socket *listener, pier_socket *s);
 /* 0 if addr/len is a whole address of its family, else PIER_EINVAL. */
 int pier__addr_check(const struct sockaddr *addr, size_t len);
 /* Bracket a blocking call; a close waits for the last one to leave. */

@@ -166,6 +166,7 @@ int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
   if ((rc = take_addr(op, addr, addrlen)) != 0) return rc;
   if (cdata && !(s->proto->caps & PIER_CAP_CONNECT_DATA))
     return PIER_EOPNOTSUPP;
+  if (qos && (rc = pier_set_qos(s, qos)) != 0) return rc;
   if (cdata) cdata->callee_len = 0;
   op->pier__r.cdata = cdata;
   op->pier__r.qos = qos;

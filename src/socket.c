@@ -95,7 +95,10 @@ int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,
 int pier_spi_accepted(pier_socket *l, pier_os_socket h, pier_socket **out) {
   unsigned flags = (l->flags & PIER__S_NONBLOCK) ? PIER_SOCK_NONBLOCK : 0;
   int rc = pier__socket_create(l->loop, l->prov, l->proto, h, flags, out);
-  if (rc == 0) (*out)->flags |= PIER__S_CONNECTED;
+  if (rc == 0) {
+    (*out)->flags |= PIER__S_CONNECTED;
+    pier__qos_inherit(l, *out);
+  }
   return rc;
 }
 

@@ -33,7 +33,7 @@ static const suite_fn suites[] = {
   suite_errors,   suite_loop,     suite_timer,   suite_post,
   suite_protocol, suite_socket,   suite_sockopt, suite_accept,
   suite_io,       suite_udp,      suite_stream,  suite_cancel,
-  suite_reset,    suite_badinput, suite_blocking, suite_resolve,
+  suite_reset,    suite_badinput, suite_blocking, suite_resolve, suite_qos,
 };
 
 /* --- the no-fork watchdog -------------------------------------------- */
