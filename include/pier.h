@@ -381,9 +381,11 @@ enum pier_sockopt {
   PIER_SO_PREPOSTED_ACCEPTS, /* listener, set before the first accept:
                                 accepts kept posted (IOCP AcceptEx),
                                 1..256, default 4 */
-  PIER_SO_ZERO_READ     /* 0/1: a pending receive first waits with a
+  PIER_SO_ZERO_READ,    /* 0/1: a pending receive first waits with a
                            zero-byte read, so an idle connection keeps no
                            buffer locked in the kernel (IOCP) */
+  PIER_SO_MULTICAST_LOOP, /* 0/1: this host's members get what it sends */
+  PIER_SO_MULTICAST_HOPS  /* TTL / hop limit of multicast sent, 0..255 */
 };
 
 /*
@@ -406,6 +408,37 @@ int pier_setsockopt_raw(pier_socket *s, int level, int name, const void *val,
                         size_t len);
 int pier_getsockopt_raw(pier_socket *s, int level, int name, void *val,
                         size_t *len);
+
+/* A multicast group to join or leave (WSPJoinLeaf for datagrams). */
+typedef struct pier_group {
+  const struct sockaddr *group;  /* the group: 224/4 or ff00::/8 */
+  size_t group_len;
+  const struct sockaddr *source; /* source-specific; NULL: any source */
+  size_t source_len;
+  const struct sockaddr *iface;  /* IPv4: the interface's address; NULL */
+  size_t iface_len;
+  unsigned iface_index;          /* interface index; 0: the default one */
+} pier_group;
+
+/*
+ * pier_join_group / pier_leave_group - start or stop receiving a group's
+ * datagrams on a datagram socket (bound, usually to the wildcard address
+ * and the group's port).  Source-specific where the OS has it.  Errors:
+ * PIER_EINVAL (NULL, or not a multicast address), PIER_EOPNOTSUPP (not a
+ * protocol with PIER_CAP_MULTIPOINT, or source-specific joins this OS
+ * lacks), PIER_EAFNOSUPPORT (group and socket families differ), and the
+ * OS's own (leaving a group never joined: PIER_EADDRNOTAVAIL or
+ * PIER_EINVAL).
+ */
+int pier_join_group(pier_socket *s, const pier_group *g);
+int pier_leave_group(pier_socket *s, const pier_group *g);
+
+/*
+ * pier_set_multicast_if - the interface multicast is sent from: by
+ * address (IPv4) or by index (iface NULL; IPv4 where the OS has it, IPv6).
+ */
+int pier_set_multicast_if(pier_socket *s, const struct sockaddr *iface,
+                          size_t iface_len, unsigned index);
 
 /* Portable ioctl commands for pier_ioctl(). */
 enum pier_ioctl_cmd {

@@ -62,12 +62,22 @@ static int map(const pier_socket *s, int opt, os_opt *o) {
     break;
   case PIER_SO_TYPE: o->level = SOL_SOCKET; o->name = SO_TYPE; break;
   case PIER_SO_OOBINLINE: o->level = SOL_SOCKET; o->name = SO_OOBINLINE; break;
+  case PIER_SO_MULTICAST_LOOP:
+    if (!(s->proto->caps & PIER_CAP_MULTIPOINT)) return PIER_ENOPROTOOPT;
+    o->level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    o->name = v6 ? IPV6_MULTICAST_LOOP : IP_MULTICAST_LOOP;
+    break;
+  case PIER_SO_MULTICAST_HOPS:
+    if (!(s->proto->caps & PIER_CAP_MULTIPOINT)) return PIER_ENOPROTOOPT;
+    o->level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    o->name = v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL;
+    break;
   case PIER_SO_PREPOSTED_ACCEPTS:
   case PIER_SO_ZERO_READ:
     o->level = PIER_SOL_PROVIDER; o->name = opt;
     return 0;
   default:
-    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_ZERO_READ)
+    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_MULTICAST_HOPS)
                ? PIER_ENOPROTOOPT : PIER_EINVAL;
   }
   int tcp_only = o->level == IPPROTO_TCP;
@@ -114,6 +124,8 @@ int pier_setsockopt(pier_socket *s, int opt, int value) {
   if (opt == PIER_SO_TOS && (value < 0 || value > 255)) return PIER_EINVAL;
   if (opt == PIER_SO_PREPOSTED_ACCEPTS && (value < 1 || value > 256))
     return PIER_EINVAL;
+  if (opt == PIER_SO_MULTICAST_HOPS && (value < 0 || value > 255))
+    return PIER_EINVAL;
   if ((opt == PIER_SO_KEEPIDLE || opt == PIER_SO_KEEPINTVL ||
        opt == PIER_SO_KEEPCNT || opt == PIER_SO_RCVBUF ||
        opt == PIER_SO_SNDBUF) && value <= 0)
@@ -140,7 +152,7 @@ int pier_getsockopt(pier_socket *s, int opt, int *value) {
   rc = get_int(s, &o, value);
   if (rc == 0 && o.level != IPPROTO_TCP && opt != PIER_SO_RCVBUF &&
       opt != PIER_SO_SNDBUF && opt != PIER_SO_TOS && opt != PIER_SO_TYPE &&
-      opt != PIER_SO_PREPOSTED_ACCEPTS)
+      opt != PIER_SO_PREPOSTED_ACCEPTS && opt != PIER_SO_MULTICAST_HOPS)
     *value = *value != 0; /* booleans come back as 0/1 */
   return rc;
 }

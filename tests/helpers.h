@@ -36,6 +36,7 @@ Suite *suite_badinput(void);
 Suite *suite_blocking(void);
 Suite *suite_resolve(void);
 Suite *suite_qos(void);
+Suite *suite_multicast(void);
 Suite *suite_alloc(void);
 
 /* Assert a pier call returned 0, printing the code's name otherwise. */
