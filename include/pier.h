@@ -10,6 +10,7 @@
  *   5. sockets: open, adopt, bind, listen, options, close
  *   6. operations: accept (with a condition function), connect, recv,
  *      recvfrom, send, sendto, cancel, result, name resolution
+ *   7. synchronous multiplexing: pier_poll
  *
  * Conventions
  *   - Every call returns 0 (or a documented non-negative value) on success
@@ -704,6 +705,36 @@ int pier_resolve(pier_loop *loop, pier_op *op, const char *node,
 
 /* pier_freeaddrinfo - release a list from pier_resolve(); NULL is a no-op. */
 void pier_freeaddrinfo(struct addrinfo *ai);
+
+/* ------------------------------------------------------------------ */
+/* 7. synchronous multiplexing (WSPSelect, WSAPoll)                    */
+/* ------------------------------------------------------------------ */
+
+enum pier_poll_events {
+  PIER_POLLIN = 1u << 0,   /* data to receive, a connection to accept, or
+                              the end of the stream */
+  PIER_POLLOUT = 1u << 1,  /* a send would not block; a connect finished */
+  PIER_POLLPRI = 1u << 2,  /* urgent (OOB) data */
+  PIER_POLLHUP = 1u << 3,  /* out only: the connection is closed or reset */
+  PIER_POLLERR = 1u << 4   /* out only: an error is pending (PIER_SO_ERROR) */
+};
+
+typedef struct pier_pollfd {
+  pier_socket *socket;
+  unsigned events;   /* PIER_POLLIN | PIER_POLLOUT | PIER_POLLPRI */
+  unsigned revents;  /* out: what is ready, HUP and ERR always reported */
+} pier_pollfd;
+
+/*
+ * pier_poll - wait until one of n sockets is ready, or timeout_ms passes
+ * (-1: no limit, 0: just look).  Needs no running loop: it asks the OS
+ * (poll, WSAPoll) about the sockets' handles, so use it on sockets with
+ * no overlapped operations pending (those would race for the same data).
+ * Returns how many entries have revents set (0 on timeout), PIER_EINVAL
+ * for NULL/empty arrays, NULL or closing sockets or unknown event bits.
+ * Any thread.
+ */
+int pier_poll(pier_pollfd *fds, size_t n, int timeout_ms);
 
 #ifdef __cplusplus
 }

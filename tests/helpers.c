@@ -465,3 +465,12 @@ void t_count_cb(pier_op *op, int status) {
   (void)status;
   (*(int *)op->data)++;
 }
+
+int t_under_wine(void) {
+#ifdef _WIN32
+  HMODULE nt = GetModuleHandleA("ntdll.dll");
+  return nt && GetProcAddress(nt, "wine_get_version") != NULL;
+#else
+  return 0;
+#endif
+}

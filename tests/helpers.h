@@ -37,6 +37,7 @@ Suite *suite_blocking(void);
 Suite *suite_resolve(void);
 Suite *suite_qos(void);
 Suite *suite_multicast(void);
+Suite *suite_poll(void);
 Suite *suite_alloc(void);
 
 /* Assert a pier call returned 0, printing the code's name otherwise. */
@@ -159,6 +160,9 @@ int t_wait_flag(volatile int *flag, int timeout_ms);
 void t_fill(void *buf, size_t len, uint64_t seed, size_t offset);
 /* Index of the first byte differing from the pattern, or (size_t)-1. */
 size_t t_verify(const void *buf, size_t len, uint64_t seed, size_t offset);
+
+/* 1 when running under Wine (its ntdll exports wine_get_version). */
+int t_under_wine(void);
 
 /* Milliseconds on a monotonic clock. */
 uint64_t t_now_ms(void);

@@ -63,15 +63,6 @@ static int send_to_group(pier_loop *loop, pier_socket *tx,
 
 static void fired(pier_timer *t) { *(int *)t->data = 1; }
 
-/* Running under Wine (its ntdll exports wine_get_version)? */
-static int under_wine(void) {
-#ifdef _WIN32
-  HMODULE nt = GetModuleHandleA("ntdll.dll");
-  return nt && GetProcAddress(nt, "wine_get_version") != NULL;
-#else
-  return 0;
-#endif
-}
 
 /* Run the loop for ms milliseconds. */
 static void run_for(pier_loop *loop, int ms) {
@@ -245,7 +236,7 @@ START_TEST(ipv4_source_specific_join_filters_by_source) {
   T_OK(rc);
   rx r;
   start_rx(yes, &r);
-  if (under_wine()) {
+  if (t_under_wine()) {
     /* Wine 8 hands Windows' ip_mreq_source (group, source, interface) to
        the host unchanged, where Linux reads (group, interface, source):
        the source filter lands on the wrong field, so it is not checked. */

@@ -1,0 +1,70 @@
+/*
+ * src/poll.c - pier_poll: WSAPoll over pier sockets, answered by the OS
+ * about the sockets' own handles (poll on POSIX, WSAPoll on Windows).
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#ifdef _WIN32
+typedef WSAPOLLFD os_pollfd;
+#  define os_poll(f, n, t) WSAPoll((f), (ULONG)(n), (t))
+#  define os_error() pier_spi_os_error(WSAGetLastError())
+#  define OS_IN POLLRDNORM
+#  define OS_OUT POLLWRNORM
+#  define OS_PRI POLLRDBAND
+#else
+#  include <errno.h>
+#  include <poll.h>
+typedef struct pollfd os_pollfd;
+#  define os_poll(f, n, t) poll((f), (nfds_t)(n), (t))
+#  define os_error() pier_spi_os_error(errno)
+#  define OS_IN POLLIN
+#  define OS_OUT POLLOUT
+#  define OS_PRI POLLPRI
+#endif
+
+#define ASKABLE (PIER_POLLIN | PIER_POLLOUT | PIER_POLLPRI)
+#define STACK_FDS 16
+
+static short to_os(unsigned ev) {
+  return (short)(((ev & PIER_POLLIN) ? OS_IN : 0) | ((ev & PIER_POLLOUT) ? OS_OUT : 0) |
+                 ((ev & PIER_POLLPRI) ? OS_PRI : 0));
+}
+
+static unsigned from_os(short rev) {
+  return ((rev & (OS_IN | POLLIN)) ? PIER_POLLIN : 0) |
+         ((rev & (OS_OUT | POLLOUT)) ? PIER_POLLOUT : 0) |
+         ((rev & OS_PRI) ? PIER_POLLPRI : 0) |
+         ((rev & POLLHUP) ? PIER_POLLHUP : 0) |
+         ((rev & (POLLERR | POLLNVAL)) ? PIER_POLLERR : 0);
+}
+
+int pier_poll(pier_pollfd *fds, size_t n, int timeout_ms) {
+  if (!fds || n == 0 || timeout_ms < -1) return PIER_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (pier__socket_usable(fds[i].socket) || (fds[i].events & ~ASKABLE))
+      return PIER_EINVAL;
+  os_pollfd stack[STACK_FDS], *p = stack;
+  if (n > STACK_FDS && !(p = pier__calloc(n, sizeof *p))) return PIER_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    memset(&p[i], 0, sizeof p[i]);
+    p[i].fd = pier_socket_handle(fds[i].socket);
+    p[i].events = to_os(fds[i].events);
+  }
+  int rc;
+  do {
+    rc = os_poll(p, n, timeout_ms);
+  } while (rc < 0 && os_error() == PIER_ECANCELED); /* EINTR: poll again */
+  if (rc < 0) {
+    rc = os_error();
+  } else {
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+      fds[i].revents = from_os(p[i].revents);
+      if (fds[i].revents) rc++;
+    }
+  }
+  if (p != stack) pier__free(p);
+  return rc;
+}
