@@ -98,8 +98,7 @@ enum {
   PIER__S_CLOSING = 1u << 1,
   PIER__S_NONBLOCK = 1u << 2,
   PIER__S_PROV_CLOSED = 1u << 3,
-  PIER__S_CONNECTED = 1u << 4,
-  PIER__S_PROV_CLOSING = 1u << 5     /* provider close() has been called */
+  PIER__S_PROV_CLOSING = 1u << 4     /* provider close() has been called */
 };
 
 struct pier_socket {
@@ -116,6 +115,7 @@ struct pier_socket {
   pier_socket *next_closing;
   pier_qos qos;              /* last pier_set_qos, inherited by accepts */
   int has_qos;
+  int preposted, zero_read;  /* PIER_SO_PREPOSTED_ACCEPTS, PIER_SO_ZERO_READ */
 };
 
 /* Allocate a socket object (and its provider state) and call open(). */

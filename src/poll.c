@@ -10,6 +10,7 @@
 typedef WSAPOLLFD os_pollfd;
 #  define os_poll(f, n, t) WSAPoll((f), (ULONG)(n), (t))
 #  define os_error() pier_spi_os_error(WSAGetLastError())
+#  define os_interrupted() 0 /* WSAPoll is not interrupted by signals */
 #  define OS_IN POLLRDNORM
 #  define OS_OUT POLLWRNORM
 #  define OS_PRI POLLRDBAND
@@ -19,6 +20,7 @@ typedef WSAPOLLFD os_pollfd;
 typedef struct pollfd os_pollfd;
 #  define os_poll(f, n, t) poll((f), (nfds_t)(n), (t))
 #  define os_error() pier_spi_os_error(errno)
+#  define os_interrupted() (errno == EINTR)
 #  define OS_IN POLLIN
 #  define OS_OUT POLLOUT
 #  define OS_PRI POLLPRI
@@ -55,7 +57,7 @@ int pier_poll(pier_pollfd *fds, size_t n, int timeout_ms) {
   int rc;
   do {
     rc = os_poll(p, n, timeout_ms);
-  } while (rc < 0 && os_error() == PIER_ECANCELED); /* EINTR: poll again */
+  } while (rc < 0 && os_interrupted());
   if (rc < 0) {
     rc = os_error();
   } else {

@@ -31,6 +31,7 @@ int pier__socket_create(pier_loop *loop, const pier_provider *prov,
   s->handle = PIER_INVALID_SOCKET;
   s->state = (char *)s + ROUND_UP(sizeof *s);
   if (flags & PIER_SOCK_NONBLOCK) s->flags |= PIER__S_NONBLOCK;
+  s->preposted = PIER_SPI_PREPOSTED_DEFAULT;
   int rc = prov->open(s, proto, h);
   if (rc) {
     pier__free(s);
@@ -95,10 +96,7 @@ int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,
 int pier_spi_accepted(pier_socket *l, pier_os_socket h, pier_socket **out) {
   unsigned flags = (l->flags & PIER__S_NONBLOCK) ? PIER_SOCK_NONBLOCK : 0;
   int rc = pier__socket_create(l->loop, l->prov, l->proto, h, flags, out);
-  if (rc == 0) {
-    (*out)->flags |= PIER__S_CONNECTED;
-    pier__qos_inherit(l, *out);
-  }
+  if (rc == 0) pier__qos_inherit(l, *out);
   return rc;
 }
 

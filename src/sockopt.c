@@ -72,10 +72,6 @@ static int map(const pier_socket *s, int opt, os_opt *o) {
     o->level = v6 ? IPPROTO_IPV6 : IPPROTO_IP;
     o->name = v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL;
     break;
-  case PIER_SO_PREPOSTED_ACCEPTS:
-  case PIER_SO_ZERO_READ:
-    o->level = PIER_SOL_PROVIDER; o->name = opt;
-    return 0;
   default:
     return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_MULTICAST_HOPS)
                ? PIER_ENOPROTOOPT : PIER_EINVAL;
@@ -116,14 +112,28 @@ static int get_linger(pier_socket *s, int *seconds) {
   return rc;
 }
 
+/* The core's record of a provider tuning option, or NULL. */
+static int *tuning(pier_socket *s, int opt) {
+  if (opt == PIER_SO_PREPOSTED_ACCEPTS) return &s->preposted;
+  if (opt == PIER_SO_ZERO_READ) return &s->zero_read;
+  return NULL;
+}
+
 int pier_setsockopt(pier_socket *s, int opt, int value) {
   int rc = pier__socket_usable(s);
   if (rc) return rc;
+  int *t = tuning(s, opt);
+  if (t) { /* told to the provider, kept here for pier_getsockopt */
+    if (opt == PIER_SO_PREPOSTED_ACCEPTS && (value < 1 || value > 256))
+      return PIER_EINVAL;
+    if (opt == PIER_SO_ZERO_READ) value = value != 0;
+    rc = s->prov->setsockopt(s, PIER_SOL_PROVIDER, opt, &value, sizeof value);
+    if (rc == 0) *t = value;
+    return rc;
+  }
   if (opt == PIER_SO_LINGER) return set_linger(s, value < 0 ? -1 : value);
   if (opt == PIER_SO_ERROR || opt == PIER_SO_TYPE) return PIER_EINVAL;
   if (opt == PIER_SO_TOS && (value < 0 || value > 255)) return PIER_EINVAL;
-  if (opt == PIER_SO_PREPOSTED_ACCEPTS && (value < 1 || value > 256))
-    return PIER_EINVAL;
   if (opt == PIER_SO_MULTICAST_HOPS && (value < 0 || value > 255))
     return PIER_EINVAL;
   if ((opt == PIER_SO_KEEPIDLE || opt == PIER_SO_KEEPINTVL ||
@@ -139,6 +149,11 @@ int pier_getsockopt(pier_socket *s, int opt, int *value) {
   int rc = pier__socket_usable(s);
   if (rc) return rc;
   if (!value) return PIER_EINVAL;
+  int *t = tuning(s, opt);
+  if (t) {
+    *value = *t;
+    return 0;
+  }
   if (opt == PIER_SO_LINGER) return get_linger(s, value);
   if (opt == PIER_SO_ERROR) {
     int e = 0;
@@ -152,7 +167,7 @@ int pier_getsockopt(pier_socket *s, int opt, int *value) {
   rc = get_int(s, &o, value);
   if (rc == 0 && o.level != IPPROTO_TCP && opt != PIER_SO_RCVBUF &&
       opt != PIER_SO_SNDBUF && opt != PIER_SO_TOS && opt != PIER_SO_TYPE &&
-      opt != PIER_SO_PREPOSTED_ACCEPTS && opt != PIER_SO_MULTICAST_HOPS)
+      opt != PIER_SO_MULTICAST_HOPS)
     *value = *value != 0; /* booleans come back as 0/1 */
   return rc;
 }

@@ -107,7 +107,6 @@ struct iocp_sock {
   iocp_waiter *waiters;    /* blocking calls in progress (block_lock) */
 };
 
-#define IOCP_DEFAULT_PREPOSTED 4
 #define IOCP_MAX_PREPOSTED 256
 
 static inline iocp_sock *iocp_sock_of(pier_socket *s) {

@@ -176,7 +176,7 @@ static int iocp_open(pier_socket *s, const pier_protocol_info *proto,
   is->family = proto->family;
   is->type = proto->socktype;
   is->protocol = proto->protocol;
-  is->preposted = IOCP_DEFAULT_PREPOSTED;
+  is->preposted = PIER_SPI_PREPOSTED_DEFAULT;
   int adopted = h != INVALID_SOCKET;
   if (!adopted) {
     h = WSASocketW(proto->family, proto->socktype, proto->protocol, NULL, 0,
@@ -274,13 +274,7 @@ static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
     *len = sizeof(int);
     return 0;
   }
-  if (level == PIER_SOL_PROVIDER) {
-    int *o = provider_opt(iocp_sock_of(s), name);
-    if (!o || *len < sizeof(int)) return o ? PIER_EINVAL : PIER_ENOPROTOOPT;
-    *(int *)val = *o;
-    *len = sizeof(int);
-    return 0;
-  }
+  if (level == PIER_SOL_PROVIDER) return PIER_ENOPROTOOPT;
   int l = (int)*len;
   int rc = getsockopt(iocp_sock_of(s)->sock, level, name, (char *)val, &l);
   if (rc == 0) *len = (size_t)l;

@@ -51,7 +51,6 @@ typedef struct lev_sock {
   struct sockaddr_storage deferred_addr;
   socklen_t deferred_len;
   lev_waiter *waiters;       /* blocking calls in progress (block_lock) */
-  int opt_preposted, opt_zero_read; /* PIER_SOL_PROVIDER: nothing to tune */
 } lev_sock;
 
 /* Result of one attempt at an operation. */

@@ -293,7 +293,6 @@ static int lev_open(pier_socket *s, const pier_protocol_info *proto,
   ls->ll = ll;
   ls->fd = fd;
   ls->deferred_fd = -1;
-  ls->opt_preposted = 4; /* the documented default, though unused here */
   if (h >= 0) { /* accepted or adopted: connected if it has a peer */
     struct sockaddr_storage peer;
     socklen_t plen = sizeof peer;
@@ -346,14 +345,6 @@ static int lev_sockname(pier_socket *s, int peer, struct sockaddr_storage *addr,
   return os_rc(rc);
 }
 
-/* pier's provider options: readiness needs no pre-posting or zero reads,
-   so they are only kept to be read back. */
-static int *provider_opt(lev_sock *ls, int name) {
-  if (name == PIER_SO_PREPOSTED_ACCEPTS) return &ls->opt_preposted;
-  if (name == PIER_SO_ZERO_READ) return &ls->opt_zero_read;
-  return NULL;
-}
-
 static int lev_getsockopt(pier_socket *s, int level, int name, void *val,
                           size_t *len) {
   if (level == PIER_SOL_PROVIDER && name == PIER_SPI_OPT_INLINE_SUCCESS &&
@@ -362,13 +353,7 @@ static int lev_getsockopt(pier_socket *s, int level, int name, void *val,
     *len = sizeof(int);
     return 0;
   }
-  if (level == PIER_SOL_PROVIDER) {
-    int *o = provider_opt(lev_sock_of(s), name);
-    if (!o || *len < sizeof(int)) return o ? PIER_EINVAL : PIER_ENOPROTOOPT;
-    *(int *)val = *o;
-    *len = sizeof(int);
-    return 0;
-  }
+  if (level == PIER_SOL_PROVIDER) return PIER_ENOPROTOOPT;
   socklen_t l = (socklen_t)*len;
   int rc = getsockopt(lev_sock_of(s)->fd, level, name, val, &l);
   if (rc == 0) *len = l;
@@ -377,12 +362,10 @@ static int lev_getsockopt(pier_socket *s, int level, int name, void *val,
 
 static int lev_setsockopt(pier_socket *s, int level, int name, const void *val,
                           size_t len) {
-  if (level == PIER_SOL_PROVIDER) {
-    int *o = provider_opt(lev_sock_of(s), name);
-    if (!o || len != sizeof(int)) return o ? PIER_EINVAL : PIER_ENOPROTOOPT;
-    *o = *(const int *)val;
-    return 0;
-  }
+  /* Readiness needs no pre-posted accepts or zero-byte reads. */
+  if (level == PIER_SOL_PROVIDER)
+    return name == PIER_SO_PREPOSTED_ACCEPTS || name == PIER_SO_ZERO_READ
+               ? 0 : PIER_ENOPROTOOPT;
   return os_rc(setsockopt(lev_sock_of(s)->fd, level, name, val, (socklen_t)len));
 }
 

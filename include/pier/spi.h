@@ -35,11 +35,17 @@ enum pier_provider_caps {
 };
 
 /*
- * The option level of pier's own provider options: getsockopt/setsockopt
- * slots receive level PIER_SOL_PROVIDER with the PIER_SO_* number as name
- * and an int value for PIER_SO_PREPOSTED_ACCEPTS and PIER_SO_ZERO_READ.
+ * The option level of pier's own provider options.  The setsockopt slot
+ * receives level PIER_SOL_PROVIDER with PIER_SO_PREPOSTED_ACCEPTS or
+ * PIER_SO_ZERO_READ as name and an int value: a provider that uses them
+ * keeps its copy, one without the mechanism returns 0, and either may
+ * refuse (PIER_EBUSY once the value can no longer change).  The core keeps
+ * the values and answers pier_getsockopt itself.
  */
 #define PIER_SOL_PROVIDER 0x70696572 /* "pier" */
+
+/* Accepts kept posted on a listener until told otherwise. */
+#define PIER_SPI_PREPOSTED_DEFAULT 4
 
 /*
  * Read-only provider facts at level PIER_SOL_PROVIDER (through
