@@ -22,11 +22,14 @@
  *     starting one allocates nothing on the hot path.
  *   - Threads: a loop and its sockets belong to the thread that runs the
  *     loop.  The calls documented "any thread" may be made from elsewhere.
+ *     A loop created with several threads (pier_loop_options.threads) is
+ *     served by all of them, and then every call may come from any thread.
  *   - Completion: every started operation completes exactly once - success,
  *     error, or PIER_ECANCELED after pier_cancel() or pier_close() - and its
  *     callback always runs from pier_loop_run(), never from inside the call
  *     that started it.  Completions of one socket run one at a time and in
- *     order per direction.
+ *     order per direction; an accepted socket's first callbacks wait until
+ *     the accept callback that handed it over has returned.
  *   - No call ever raises SIGPIPE.
  */
 #ifndef PIER_H
@@ -138,12 +141,28 @@ typedef struct pier_loop_options {
   const char *provider; /* provider name; NULL: $PIER_BACKEND, else the
                            first usable provider in priority order */
   unsigned flags;       /* reserved, 0 */
+  unsigned threads;     /* threads serving the loop; 0 or 1: one (see below) */
 } pier_loop_options;
+
+/* The most threads one loop takes (pier_loop_options.threads). */
+#define PIER_LOOP_MAX_THREADS 256
 
 /*
  * pier_loop_new - create a loop on a provider.  opts may be NULL.
+ *
+ * Threads: with opts->threads <= 1 one thread at a time runs the loop.
+ * With threads = N > 1 the loop is served the way an I/O completion port
+ * is: pier_loop_run(loop, PIER_RUN_DEFAULT) starts N - 1 more threads that
+ * run it alongside the caller (and joins them before it returns), and any
+ * other thread may call pier_loop_run() too.  Callbacks then run on any of
+ * these threads, but completions (and the close callback) of one socket
+ * still run one at a time and in order per direction; a repeating timer
+ * never runs concurrently with itself.  Every call on sockets, timers and
+ * the loop may then be made from any thread.
+ *
  * Returns 0 and *out, or PIER_ENOPROVIDER (the named provider is unknown
- * or unusable here), PIER_ENOMEM, or an OS error from the provider.
+ * or unusable here), PIER_EINVAL (threads > PIER_LOOP_MAX_THREADS),
+ * PIER_ENOMEM, or an OS error from the provider.
  * The caller owns the loop and releases it with pier_loop_free().
  */
 int pier_loop_new(const pier_loop_options *opts, pier_loop **out);
@@ -174,7 +193,8 @@ typedef enum pier_run_mode {
  * The loop is alive while operations are pending, timers active, sockets
  * closing, posts undelivered, or pier_loop_ref() references held.
  * Returns 1 if the loop is still alive, 0 if not, PIER_EBUSY when called
- * from inside one of its own callbacks, PIER_EINVAL for a bad mode.
+ * from inside one of its own callbacks or, on a loop created with one
+ * thread, while another thread runs it; PIER_EINVAL for a bad mode.
  */
 int pier_loop_run(pier_loop *loop, pier_run_mode mode);
 

@@ -40,13 +40,46 @@ void pier__os_cleanup(void);
 
 struct pier__resolver;
 
+/* Something runners wait for (src/lock.c): a condition on the small lock
+   and a count of signals; waiting drops the core lock and retakes it as
+   any other taker does, so that it interrupts a poll. */
+typedef struct pier__event {
+  pier__cond cond;
+  unsigned seq;              /* atomic: bumped by each signal */
+  size_t waiters;            /* under core */
+} pier__event;
+
+/*
+ * Threading.  Every field below "core" is guarded by the core lock
+ * (pier__lock, src/lock.c), which any thread may take; callbacks run
+ * without it.  One thread at a time polls the provider, holding the core
+ * lock for the whole poll; a thread that wants the lock meanwhile wakes
+ * the poll (lock_wanted/polling handshake).  Fields under "cross-thread"
+ * use the small `lock`, which is never held while taking the core lock.
+ */
 struct pier_loop {
   const pier_provider *prov;
   void *prov_state;
   void *data;
-  uint64_t now;
+  uint64_t now;              /* atomic: written under core */
+  unsigned threads;          /* threads that serve pier_loop_run (>= 1) */
 
-  pier_opq done;             /* completed ops waiting for their callback */
+  /* core */
+  pier__mutex core;
+  uintptr_t owner;           /* atomic: marker of the holding thread */
+  int depth;                 /* recursion of the holder */
+  int lock_wanted;           /* atomic: threads waiting for core */
+  int polling;               /* atomic: a thread is inside loop_poll */
+  pier__event work;          /* runners wait here while another polls */
+  pier__event changed;       /* signalled after each delivered callback */
+  size_t nrunners;           /* threads inside pier_loop_run */
+  size_t active;             /* callbacks running right now */
+  int poller_busy;           /* a runner holds the poll role */
+  int helpers_on;            /* pier_loop_run started the extra threads */
+  int stop;                  /* atomic; cleared when the last runner leaves */
+
+  pier_opq done;             /* completed socketless ops (posts, resolves) */
+  pier_socket *ready, *ready_tail; /* sockets with completions to deliver */
   size_t pending;            /* ops started and not yet delivered */
   size_t nsockets;           /* sockets open or closing */
   pier_socket *closing;      /* sockets whose close callback is due */
@@ -54,36 +87,52 @@ struct pier_loop {
   pier_timer **heap;         /* timer min-heap on (due, seq) */
   size_t nheap, capheap;
   uint64_t timer_seq;
+  uint64_t timer_limit;      /* timers started from here on wait a poll */
+  struct pier__firing *firing; /* timers whose callbacks are running */
 
-  /* touched from other threads: under lock */
+  /* cross-thread: under lock */
   pier__mutex lock;
-  pier__cond changed;        /* broadcast after each delivery pass */
   pier_opq remote;           /* posts and worker completions */
   size_t nremote;
   long refs;
   int closed;
 
-  int stop;                  /* atomic */
-  int running;               /* a thread is inside pier_loop_run (lock) */
-  pier__thread_id runner;
-  int in_callback;
-
   struct pier__resolver *resolver;
 };
 
+/* The core lock (src/lock.c): recursive within a thread. */
+void pier__lock(pier_loop *loop);
+void pier__unlock(pier_loop *loop);
+/* Wait for ev to be signalled (core lock held once; held on return). */
+void pier__event_wait(pier_loop *loop, pier__event *ev);
+/* Wake every waiter of ev (core lock held). */
+void pier__event_signal(pier_loop *loop, pier__event *ev);
+/* 1 if this thread is inside pier_loop_run(loop). */
+int pier__running_here(const pier_loop *loop);
+/* This thread starts (PIER_EBUSY if nested too deep) / stops running a
+   loop. */
+int pier__running_push(pier_loop *loop);
+void pier__running_pop(void);
+
 /* Queue op as completed from another thread and wake the loop. */
 void pier__loop_remote_complete(pier_loop *loop, pier_op *op, int status);
+/* Queue a completed op for its callback (core lock held). */
+void pier__enqueue_done(pier_loop *loop, pier_op *op);
 /* Account for an op that is now pending on the loop. */
 void pier__loop_op_started(pier_loop *loop, pier_op *op);
 /* Undo pier__loop_op_started for an op the provider refused. */
 void pier__loop_op_unstarted(pier_loop *loop, pier_op *op);
-int pier__loop_alive(pier_loop *loop);
 /* Check a loop accepts new work: 0, PIER_EINVAL or PIER_ESHUTDOWN. */
 int pier__loop_usable(pier_loop *loop);
+/* Move ops completed by other threads onto the done queues (core held). */
+void pier__loop_drain_remote(pier_loop *loop);
+/* 1 while anything keeps the loop alive (core held). */
+int pier__loop_alive(pier_loop *loop);
 
 /* timers (timer.c) */
-/* Fire due timers; returns how many fired. */
-size_t pier__timers_run(pier_loop *loop);
+/* Fire one due timer started before timer_limit, the core lock released
+   around its callback; returns 1 if one fired. */
+int pier__timer_fire_one(pier_loop *loop);
 /* Milliseconds until the next timer, or -1 if none. */
 int pier__timers_timeout(pier_loop *loop);
 
@@ -98,7 +147,9 @@ enum {
   PIER__S_CLOSING = 1u << 1,
   PIER__S_NONBLOCK = 1u << 2,
   PIER__S_PROV_CLOSED = 1u << 3,
-  PIER__S_PROV_CLOSING = 1u << 4     /* provider close() has been called */
+  PIER__S_PROV_CLOSING = 1u << 4,    /* provider close() has been called */
+  PIER__S_READY = 1u << 5,           /* on the loop's ready list */
+  PIER__S_BUSY = 1u << 6             /* a callback of it is running */
 };
 
 struct pier_socket {
@@ -108,8 +159,10 @@ struct pier_socket {
   pier_os_socket handle;
   void *data;
   void *state;               /* provider private, prov->socket_size bytes */
-  unsigned flags;            /* PIER__S_* */
+  unsigned flags;            /* PIER__S_* (atomic: read without the lock) */
   size_t pending;            /* ops started and not yet delivered */
+  pier_opq done;             /* completed, callbacks not yet run */
+  pier_socket *next_ready;   /* the loop's ready list */
   int blocked;               /* blocking calls in progress (atomic) */
   pier_close_cb close_cb;
   pier_socket *next_closing;
@@ -122,9 +175,20 @@ struct pier_socket {
 int pier__socket_create(pier_loop *loop, const pier_provider *prov,
                         const pier_protocol_info *proto, pier_os_socket h,
                         unsigned flags, pier_socket **out);
-/* Run close callbacks of sockets whose operations have all been
-   delivered; returns how many ran. */
-size_t pier__sockets_reap(pier_loop *loop);
+/* Run the close callback of one socket whose operations have all been
+   delivered, the core lock released around it; returns 1 if one ran. */
+int pier__socket_reap_one(pier_loop *loop);
+/* 1 if pier__socket_reap_one has work (core held). */
+int pier__sockets_reapable(pier_loop *loop);
+/* Atomic flag helpers. */
+#define PIER__SFLAGS(s) pier__load(&(s)->flags)
+#define PIER__SSET(s, f) pier__fetch_or(&(s)->flags, (unsigned)(f))
+#define PIER__SCLEAR(s, f) pier__fetch_and(&(s)->flags, ~(unsigned)(f))
+/* The provider's option slots, under the core lock (sockopt.c). */
+int pier__prov_setsockopt(pier_socket *s, int level, int name, const void *v,
+                          size_t len);
+int pier__prov_getsockopt(pier_socket *s, int level, int name, void *v,
+                          size_t *len);
 /* Give an accepted socket the listener's QoS, if it has one (qos.c). */
 void pier__qos_inherit(pier_socket *listener, pier_socket *s);
 /* 0 if addr/len is a whole address of its family, else PIER_EINVAL. */
@@ -137,8 +201,10 @@ int pier__socket_usable(const pier_socket *s);
 
 /* 4. operations ------------------------------------------------------ */
 
-/* Deliver completed ops (a snapshot of the queue); returns the count. */
-size_t pier__ops_deliver(pier_loop *loop);
+/* Run one completion callback (a socketless op, or the next op of the
+   first ready socket), the core lock released around it; returns 1 if
+   one ran. */
+int pier__op_deliver_one(pier_loop *loop);
 
 /* 5. the provider registry ----------------------------------------- */
 

@@ -1,11 +1,11 @@
 /*
- * src/loop.c - the loop: creation and release, the run algorithm, stop,
+ * src/loop.c - the loop: creation and release, liveness, stop,
  * references, and completions arriving from other threads (posts and
- * resolver workers).
+ * resolver workers).  The run algorithm is in src/run.c.
  *
  * Section map
  *   1. create / close / free
- *   2. run
+ *   2. liveness and remote completions
  *   3. cross-thread: post, remote completion, stop, ref
  *   4. small accessors
  */
@@ -25,6 +25,11 @@ int pier_loop_new(const pier_loop_options *opts, pier_loop **out) {
   *out = NULL;
   if (opts && opts->size < offsetof(pier_loop_options, flags))
     return PIER_EINVAL;
+  unsigned threads = 1;
+  if (opts && opts->size >= offsetof(pier_loop_options, threads) +
+                                sizeof opts->threads && opts->threads > 0)
+    threads = opts->threads;
+  if (threads > PIER_LOOP_MAX_THREADS) return PIER_EINVAL;
   const pier_provider *prov;
   int rc = pier__provider_select(opts ? opts->provider : NULL, &prov);
   if (rc) return rc;
@@ -34,17 +39,24 @@ int pier_loop_new(const pier_loop_options *opts, pier_loop **out) {
   loop->prov = prov;
   loop->prov_state = (char *)loop + ROUND_UP(sizeof *loop);
   loop->now = pier__hrtime_ms();
+  loop->threads = threads;
   if ((rc = pier__os_init()) != 0) goto fail_os;
   if ((rc = pier__mutex_init(&loop->lock)) != 0) goto fail_mutex;
-  if ((rc = pier__cond_init(&loop->changed)) != 0) goto fail_cond;
+  if ((rc = pier__mutex_init(&loop->core)) != 0) goto fail_core;
+  if ((rc = pier__cond_init(&loop->changed.cond)) != 0) goto fail_changed;
+  if ((rc = pier__cond_init(&loop->work.cond)) != 0) goto fail_work;
   if ((rc = prov->loop_init(loop)) != 0) goto fail_prov;
   pier__process_ref();
   *out = loop;
   return 0;
 
 fail_prov:
-  pier__cond_destroy(&loop->changed);
-fail_cond:
+  pier__cond_destroy(&loop->work.cond);
+fail_work:
+  pier__cond_destroy(&loop->changed.cond);
+fail_changed:
+  pier__mutex_destroy(&loop->core);
+fail_core:
   pier__mutex_destroy(&loop->lock);
 fail_mutex:
   pier__os_cleanup();
@@ -63,15 +75,20 @@ int pier_loop_close(pier_loop *loop) {
 
 int pier_loop_free(pier_loop *loop) {
   if (!loop) return PIER_EINVAL;
+  pier__lock(loop);
+  int busy = loop->nrunners || loop->nsockets || loop->nheap ||
+             loop->pending || loop->active || loop->ready ||
+             !pier_opq_empty(&loop->done);
   pier__mutex_lock(&loop->lock);
-  int busy = loop->running || loop->nremote > 0;
+  busy = busy || loop->nremote > 0;
   pier__mutex_unlock(&loop->lock);
-  if (busy || loop->nsockets || loop->nheap || loop->pending ||
-      !pier_opq_empty(&loop->done))
-    return PIER_EBUSY;
+  pier__unlock(loop);
+  if (busy) return PIER_EBUSY;
   pier__resolver_free(loop);
   loop->prov->loop_free(loop);
-  pier__cond_destroy(&loop->changed);
+  pier__cond_destroy(&loop->work.cond);
+  pier__cond_destroy(&loop->changed.cond);
+  pier__mutex_destroy(&loop->core);
   pier__mutex_destroy(&loop->lock);
   pier__free(loop->heap);
   pier__free(loop);
@@ -89,80 +106,26 @@ int pier__loop_usable(pier_loop *loop) {
 }
 
 /* ------------------------------------------------------------------ */
-/* 2. run                                                              */
+/* 2. liveness and remote completions                                  */
 /* ------------------------------------------------------------------ */
 
-/* Move ops completed by other threads onto the done queue. */
-static void drain_remote(pier_loop *loop) {
+void pier__loop_drain_remote(pier_loop *loop) {
   pier__mutex_lock(&loop->lock);
   pier_op *op;
   while ((op = pier_opq_pop(&loop->remote)) != NULL) {
     if (op->pier__r.type == PIER_OP_POST) loop->pending++; /* uncounted */
-    pier_opq_push(&loop->done, op);
+    pier__enqueue_done(loop, op);
   }
   loop->nremote = 0;
   pier__mutex_unlock(&loop->lock);
 }
 
 int pier__loop_alive(pier_loop *loop) {
-  if (loop->pending || loop->nheap || loop->closing ||
-      !pier_opq_empty(&loop->done))
+  if (loop->pending || loop->nheap || loop->closing || loop->active ||
+      loop->ready || !pier_opq_empty(&loop->done))
     return 1;
   pier__mutex_lock(&loop->lock);
   int alive = loop->nremote > 0 || loop->refs > 0;
-  pier__mutex_unlock(&loop->lock);
-  return alive;
-}
-
-static int poll_timeout(pier_loop *loop, pier_run_mode mode, size_t worked) {
-  if (mode == PIER_RUN_NOWAIT || worked || pier__load(&loop->stop) ||
-      !pier_opq_empty(&loop->done))
-    return 0;
-  return pier__timers_timeout(loop);
-}
-
-/* Timers, completions and close callbacks; returns the work done. */
-static size_t run_ready(pier_loop *loop) {
-  loop->now = pier__hrtime_ms();
-  size_t n = pier__timers_run(loop);
-  n += pier__ops_deliver(loop);
-  n += pier__sockets_reap(loop);
-  pier__mutex_lock(&loop->lock);
-  pier__cond_broadcast(&loop->changed);
-  pier__mutex_unlock(&loop->lock);
-  return n;
-}
-
-int pier_loop_run(pier_loop *loop, pier_run_mode mode) {
-  if (!loop) return PIER_EINVAL;
-  if (mode != PIER_RUN_DEFAULT && mode != PIER_RUN_ONCE &&
-      mode != PIER_RUN_NOWAIT)
-    return PIER_EINVAL;
-  pier__mutex_lock(&loop->lock);
-  if (loop->running) {
-    pier__mutex_unlock(&loop->lock);
-    return PIER_EBUSY;
-  }
-  loop->running = 1;
-  loop->runner = pier__thread_self();
-  pier__mutex_unlock(&loop->lock);
-
-  int alive = pier__loop_alive(loop);
-  while (!pier__load(&loop->stop)) {
-    size_t worked = run_ready(loop);
-    if (!(alive = pier__loop_alive(loop))) break;
-    int rc = loop->prov->loop_poll(loop, poll_timeout(loop, mode, worked));
-    if (rc < 0) pier_spi_log(PIER_LOG_ERROR, "loop_poll: %s", pier_strerror(rc));
-    drain_remote(loop);
-    run_ready(loop);
-    alive = pier__loop_alive(loop);
-    if (mode != PIER_RUN_DEFAULT || !alive) break;
-  }
-  pier__store(&loop->stop, 0);
-
-  pier__mutex_lock(&loop->lock);
-  loop->running = 0;
-  pier__cond_broadcast(&loop->changed);
   pier__mutex_unlock(&loop->lock);
   return alive;
 }
@@ -198,7 +161,7 @@ int pier_loop_unref(pier_loop *loop) {
 
 static void remote_push(pier_loop *loop, pier_op *op, int status) {
   op->status = status;
-  op->pier__r.state = PIER_OPS_DONE;
+  pier__store(&op->pier__r.state, PIER_OPS_DONE);
   pier_opq_push(&loop->remote, op);
   loop->nremote++;
 }
@@ -231,7 +194,7 @@ void pier__loop_remote_complete(pier_loop *loop, pier_op *op, int status) {
 }
 
 void pier__loop_op_started(pier_loop *loop, pier_op *op) {
-  op->pier__r.state = PIER_OPS_PENDING;
+  pier__store(&op->pier__r.state, PIER_OPS_PENDING);
   op->pier__r.loop = loop;
   op->status = PIER_EINPROGRESS;
   loop->pending++;
@@ -239,7 +202,7 @@ void pier__loop_op_started(pier_loop *loop, pier_op *op) {
 }
 
 void pier__loop_op_unstarted(pier_loop *loop, pier_op *op) {
-  op->pier__r.state = PIER_OPS_IDLE;
+  pier__store(&op->pier__r.state, PIER_OPS_IDLE);
   loop->pending--;
   if (op->socket) op->socket->pending--;
 }
@@ -252,7 +215,9 @@ const char *pier_loop_backend(const pier_loop *loop) {
   return loop ? loop->prov->name : NULL;
 }
 
-uint64_t pier_loop_now(const pier_loop *loop) { return loop ? loop->now : 0; }
+uint64_t pier_loop_now(const pier_loop *loop) {
+  return loop ? pier__load(&loop->now) : 0;
+}
 
 void pier_loop_set_data(pier_loop *loop, void *data) {
   if (loop) loop->data = data;

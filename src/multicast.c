@@ -63,7 +63,7 @@ static struct in_addr v4_iface(const pier_group *g) {
 }
 
 static int set(pier_socket *s, int level, int name, const void *v, size_t len) {
-  return s->prov->setsockopt(s, level, name, v, len);
+  return pier__prov_setsockopt(s, level, name, v, len);
 }
 
 static int ipv4(pier_socket *s, const pier_group *g, int join) {

@@ -96,44 +96,84 @@ static int run_blocking(pier_socket *s, pier_op *op) {
 /* Start a checked op: overlapped with cb, blocking without. */
 static int start(pier_socket *s, pier_op *op, pier_op_cb cb) {
   if (!cb) return run_blocking(s, op);
-  op->pier__r.cb = cb;
-  pier__loop_op_started(s->loop, op);
-  int rc = s->prov->submit(s, op);
-  if (rc) {
-    pier__loop_op_unstarted(s->loop, op);
-    release_bufs(op);
+  pier_loop *loop = s->loop;
+  pier__lock(loop);
+  int rc = pier__socket_usable(s); /* a close from another thread */
+  if (rc == 0) {
+    op->pier__r.cb = cb;
+    pier__loop_op_started(loop, op);
+    rc = s->prov->submit(s, op);
+    if (rc) pier__loop_op_unstarted(loop, op);
   }
+  pier__unlock(loop);
+  if (rc) release_bufs(op);
   return rc;
 }
 
-void pier_spi_complete(pier_op *op, int status) {
-  pier_loop *loop = op->pier__r.loop;
-  op->status = status;
-  pier__store(&op->pier__r.state, PIER_OPS_DONE);
-  pier_opq_push(&loop->done, op);
+/* Sockets with completions wait on the loop's ready list, one entry per
+   socket: a socket whose callback is running (BUSY) is not listed. */
+static void ready_push(pier_loop *loop, pier_socket *s) {
+  PIER__SSET(s, PIER__S_READY);
+  s->next_ready = NULL;
+  if (loop->ready_tail) loop->ready_tail->next_ready = s;
+  else loop->ready = s;
+  loop->ready_tail = s;
 }
 
-size_t pier__ops_deliver(pier_loop *loop) {
-  /* A snapshot: ops completing during these callbacks wait for the next
-     pass, so an endless chain of instant completions cannot starve I/O. */
-  pier_opq batch = loop->done;
-  loop->done.head = loop->done.tail = NULL;
-  size_t n = 0;
-  pier_op *op;
-  while ((op = pier_opq_pop(&batch)) != NULL) {
-    pier_socket *s = op->socket;
-    loop->pending--;
-    if (s) s->pending--;
-    release_bufs(op);
-    pier_op_cb cb = op->pier__r.cb;
-    int status = op->status;
-    pier__store(&op->pier__r.state, PIER_OPS_IDLE);
-    loop->in_callback++;
-    cb(op, status);
-    loop->in_callback--;
-    n++;
+void pier__enqueue_done(pier_loop *loop, pier_op *op) {
+  pier_socket *s = op->socket;
+  if (!s) {
+    pier_opq_push(&loop->done, op);
+    return;
   }
-  return n;
+  pier_opq_push(&s->done, op);
+  if (!(PIER__SFLAGS(s) & (PIER__S_READY | PIER__S_BUSY))) ready_push(loop, s);
+}
+
+void pier_spi_complete(pier_op *op, int status) {
+  op->status = status;
+  pier__store(&op->pier__r.state, PIER_OPS_DONE);
+  pier__enqueue_done(op->pier__r.loop, op);
+}
+
+static void unbusy(pier_loop *loop, pier_socket *s) {
+  PIER__SCLEAR(s, PIER__S_BUSY);
+  if (!pier_opq_empty(&s->done)) ready_push(loop, s);
+}
+
+int pier__op_deliver_one(pier_loop *loop) {
+  pier_socket *s = NULL;
+  pier_op *op = pier_opq_pop(&loop->done);
+  if (!op) {
+    if (!(s = loop->ready)) return 0;
+    loop->ready = s->next_ready;
+    if (!loop->ready) loop->ready_tail = NULL;
+    op = pier_opq_pop(&s->done);
+    PIER__SCLEAR(s, PIER__S_READY);
+    PIER__SSET(s, PIER__S_BUSY);
+    s->pending--;
+  }
+  loop->pending--;
+  release_bufs(op);
+  /* An accepted socket's own callbacks wait until the accept callback has
+     returned, so that it can set the socket up before they run. */
+  pier_socket *acc = NULL;
+  if (op->pier__r.type == PIER_OP_ACCEPT && op->status == 0 && op->accepted) {
+    acc = op->accepted;
+    PIER__SSET(acc, PIER__S_BUSY);
+  }
+  pier_op_cb cb = op->pier__r.cb;
+  int status = op->status;
+  pier__store(&op->pier__r.state, PIER_OPS_IDLE);
+  loop->active++;
+  pier__unlock(loop);
+  cb(op, status);
+  pier__lock(loop);
+  loop->active--;
+  if (s) unbusy(loop, s);
+  if (acc) unbusy(loop, acc);
+  pier__event_signal(loop, &loop->changed);
+  return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -151,7 +191,7 @@ int pier_accept(pier_socket *l, pier_op *op, pier_condition_fn cond,
   int rc = begin(l, op, PIER_OP_ACCEPT);
   if (rc) return rc;
   if (is_dgram(l)) return PIER_EOPNOTSUPP;
-  if (!(l->flags & PIER__S_LISTENING)) return PIER_EINVAL;
+  if (!(PIER__SFLAGS(l) & PIER__S_LISTENING)) return PIER_EINVAL;
   op->pier__r.cond = cond;
   op->pier__r.cond_ctx = cond_ctx;
   return start(l, op, cb);
@@ -162,7 +202,7 @@ int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
                  pier_op_cb cb) {
   int rc = begin(s, op, PIER_OP_CONNECT);
   if (rc) return rc;
-  if (s->flags & PIER__S_LISTENING) return PIER_EINVAL;
+  if (PIER__SFLAGS(s) & PIER__S_LISTENING) return PIER_EINVAL;
   if ((rc = take_addr(op, addr, addrlen)) != 0) return rc;
   if (cdata && !(s->proto->caps & PIER_CAP_CONNECT_DATA))
     return PIER_EOPNOTSUPP;
@@ -177,7 +217,7 @@ static int begin_io(pier_socket *s, pier_op *op, int type, const pier_buf *bufs,
                     size_t nbufs, unsigned flags, unsigned allowed) {
   int rc = begin(s, op, type);
   if (rc) return rc;
-  if (s->flags & PIER__S_LISTENING) return PIER_ENOTCONN;
+  if (PIER__SFLAGS(s) & PIER__S_LISTENING) return PIER_ENOTCONN;
   if (!bufs || nbufs == 0 || (flags & ~allowed)) return PIER_EINVAL;
   if ((flags & PIER_MSG_WAITALL) && is_dgram(s)) return PIER_EOPNOTSUPP;
   if ((flags & PIER_MSG_OOB) && !(s->proto->caps & PIER_CAP_EXPEDITED_DATA))
@@ -225,11 +265,17 @@ int pier_sendto(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
 
 int pier_cancel(pier_op *op) {
   if (!op) return PIER_EINVAL;
-  if (pier__load(&op->pier__r.state) != PIER_OPS_PENDING ||
-      op->pier__r.loop == NULL)
+  pier_loop *loop = op->pier__r.loop;
+  if (pier__load(&op->pier__r.state) != PIER_OPS_PENDING || loop == NULL)
     return PIER_ENOENT;
-  if (op->pier__r.type == PIER_OP_RESOLVE) return pier__resolve_cancel(op);
-  return op->socket->prov->cancel(op->socket, op);
+  pier__lock(loop);
+  int rc = PIER_ENOENT; /* it may have completed meanwhile */
+  if (pier__load(&op->pier__r.state) == PIER_OPS_PENDING)
+    rc = op->pier__r.type == PIER_OP_RESOLVE
+             ? pier__resolve_cancel(op)
+             : op->socket->prov->cancel(op->socket, op);
+  pier__unlock(loop);
+  return rc;
 }
 
 int pier_cancel_blocking(pier_socket *s) {
@@ -246,20 +292,14 @@ static int finished(pier_op *op) {
 static int wait_op(pier_op *op) {
   pier_loop *loop = op->pier__r.loop;
   if (!loop) return PIER_EINPROGRESS; /* a blocking call in another thread */
+  if (pier__running_here(loop)) return PIER_EDEADLK;
   while (!finished(op)) {
-    pier__mutex_lock(&loop->lock);
-    int running = loop->running;
-    if (running && pier__thread_equal(loop->runner, pier__thread_self())) {
-      pier__mutex_unlock(&loop->lock);
-      return PIER_EDEADLK;
-    }
-    if (running) {
-      while (loop->running && !finished(op))
-        pier__cond_wait(&loop->changed, &loop->lock);
-      pier__mutex_unlock(&loop->lock);
-      continue;
-    }
-    pier__mutex_unlock(&loop->lock);
+    pier__lock(loop);
+    int running = loop->nrunners > 0;
+    while (loop->nrunners > 0 && !finished(op))
+      pier__event_wait(loop, &loop->changed);
+    pier__unlock(loop);
+    if (running) continue;
     int rc = pier_loop_run(loop, PIER_RUN_ONCE);
     if (rc < 0 && rc != PIER_EBUSY) return rc;
   }

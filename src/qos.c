@@ -51,7 +51,7 @@ static int valid(const pier_qos *q) {
 
 static int set_priority(pier_socket *s, int priority) {
 #ifdef SO_PRIORITY
-  return s->prov->setsockopt(s, SOL_SOCKET, SO_PRIORITY, &priority,
+  return pier__prov_setsockopt(s, SOL_SOCKET, SO_PRIORITY, &priority,
                              sizeof priority);
 #else
   (void)s;
@@ -63,7 +63,7 @@ static int set_priority(pier_socket *s, int priority) {
 static int get_priority(pier_socket *s, int *priority) {
 #ifdef SO_PRIORITY
   size_t len = sizeof *priority;
-  return s->prov->getsockopt(s, SOL_SOCKET, SO_PRIORITY, priority, &len);
+  return pier__prov_getsockopt(s, SOL_SOCKET, SO_PRIORITY, priority, &len);
 #else
   (void)s;
   *priority = -1;
@@ -71,17 +71,27 @@ static int get_priority(pier_socket *s, int *priority) {
 #endif
 }
 
+static int set_qos(pier_socket *s, const pier_qos *qos);
+
 int pier_set_qos(pier_socket *s, const pier_qos *qos) {
   int rc = pier__socket_usable(s);
   if (rc) return rc;
   if (!qos || !valid(qos)) return PIER_EINVAL;
+  pier__lock(s->loop); /* s->qos is read by accepts on other threads */
+  rc = set_qos(s, qos);
+  pier__unlock(s->loop);
+  return rc;
+}
+
+static int set_qos(pier_socket *s, const pier_qos *qos) {
+  int rc;
   int old_tos = 0;
   if (qos->dscp >= 0) {
     if ((rc = pier_getsockopt(s, PIER_SO_TOS, &old_tos)) != 0) return rc;
     if ((rc = pier_setsockopt(s, PIER_SO_TOS, qos->dscp << 2)) != 0) return rc;
     if (s->proto->family == AF_INET6) { /* IPv4 traffic of a dual-stack socket */
       int tos = qos->dscp << 2;
-      s->prov->setsockopt(s, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+      pier__prov_setsockopt(s, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
     }
   }
   if (qos->priority >= 0 && (rc = set_priority(s, qos->priority)) != 0) {

@@ -76,7 +76,7 @@ static void worker(void *arg) {
     if (op) {
       op->addrinfo = ai;
       op->status = rc;
-      op->pier__r.state = PIER_OPS_DONE;
+      pier__store(&op->pier__r.state, PIER_OPS_DONE);
       pier_opq_push(&loop->remote, op);
       loop->nremote++;
       loop->prov->loop_wake(loop);
@@ -88,7 +88,7 @@ static void worker(void *arg) {
   pier__mutex_unlock(&loop->lock);
 }
 
-/* Create the pool state on first use (loop thread). */
+/* Create the pool state on first use (core lock held). */
 static struct pier__resolver *resolver_get(pier_loop *loop) {
   if (loop->resolver) return loop->resolver;
   struct pier__resolver *r = pier__calloc(1, sizeof *r);
@@ -130,12 +130,8 @@ int pier_resolve(pier_loop *loop, pier_op *op, const char *node,
   }
   int rc = pier__loop_usable(loop);
   if (rc) return rc;
-  struct pier__resolver *r = resolver_get(loop);
   request *q = pier__calloc(1, sizeof *q);
-  if (!r || !q) {
-    pier__free(q);
-    return PIER_ENOMEM;
-  }
+  if (!q) return PIER_ENOMEM;
   q->node = dup_str(node);
   q->service = dup_str(service);
   if ((node && !q->node) || (service && !q->service)) {
@@ -153,14 +149,18 @@ int pier_resolve(pier_loop *loop, pier_op *op, const char *node,
   op->pier__r.type = PIER_OP_RESOLVE;
   op->pier__r.cb = cb;
   op->pier__r.ext = q;
-  pier__loop_op_started(loop, op);
-  pier__mutex_lock(&loop->lock);
-  rc = enqueue(r, q);
-  pier__mutex_unlock(&loop->lock);
-  if (rc) {
-    pier__loop_op_unstarted(loop, op);
-    request_free(q);
+  pier__lock(loop);
+  struct pier__resolver *r = resolver_get(loop);
+  rc = r ? 0 : PIER_ENOMEM;
+  if (rc == 0) {
+    pier__loop_op_started(loop, op);
+    pier__mutex_lock(&loop->lock);
+    rc = enqueue(r, q);
+    pier__mutex_unlock(&loop->lock);
+    if (rc) pier__loop_op_unstarted(loop, op);
   }
+  pier__unlock(loop);
+  if (rc) request_free(q);
   return rc;
 }
 
@@ -169,7 +169,7 @@ int pier__resolve_cancel(pier_op *op) {
   request *q = op->pier__r.ext;
   int rc = PIER_ENOENT;
   pier__mutex_lock(&loop->lock);
-  if (op->pier__r.state == PIER_OPS_PENDING && q && q->op == op) {
+  if (pier__load(&op->pier__r.state) == PIER_OPS_PENDING && q && q->op == op) {
     q->op = NULL; /* the worker frees q and any late result */
     rc = 0;
   }

@@ -52,8 +52,11 @@ int pier_socket_open(pier_loop *loop, const pier_protocol_info *proto,
   if (entry != proto) return PIER_EINVAL;
   int rc = pier__loop_usable(loop);
   if (rc) return rc;
-  return pier__socket_create(loop, loop->prov, proto, PIER_INVALID_SOCKET,
-                             flags, out);
+  pier__lock(loop);
+  rc = pier__socket_create(loop, loop->prov, proto, PIER_INVALID_SOCKET,
+                           flags, out);
+  pier__unlock(loop);
+  return rc;
 }
 
 /* The family and type of an OS socket (bound or not). */
@@ -90,11 +93,14 @@ int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,
   if (socket_kind(h, &family, &type) != 0) return PIER_ENOTSOCK;
   const pier_protocol_info *proto = pier__protocol_for(family, type);
   if (!proto) return PIER_EAFNOSUPPORT;
-  return pier__socket_create(loop, loop->prov, proto, h, flags, out);
+  pier__lock(loop);
+  rc = pier__socket_create(loop, loop->prov, proto, h, flags, out);
+  pier__unlock(loop);
+  return rc;
 }
 
 int pier_spi_accepted(pier_socket *l, pier_os_socket h, pier_socket **out) {
-  unsigned flags = (l->flags & PIER__S_NONBLOCK) ? PIER_SOCK_NONBLOCK : 0;
+  unsigned flags = (PIER__SFLAGS(l) & PIER__S_NONBLOCK) ? PIER_SOCK_NONBLOCK : 0;
   int rc = pier__socket_create(l->loop, l->prov, l->proto, h, flags, out);
   if (rc == 0) pier__qos_inherit(l, *out);
   return rc;
@@ -106,7 +112,7 @@ int pier_spi_accepted(pier_socket *l, pier_os_socket h, pier_socket **out) {
 
 int pier__socket_usable(const pier_socket *s) {
   if (!s) return PIER_EINVAL;
-  if (s->flags & PIER__S_CLOSING) return PIER_EBADF;
+  if (PIER__SFLAGS(s) & PIER__S_CLOSING) return PIER_EBADF;
   return 0;
 }
 
@@ -121,36 +127,47 @@ int pier__addr_check(const struct sockaddr *addr, size_t len) {
   }
 }
 
-int pier_bind(pier_socket *s, const struct sockaddr *addr, size_t addrlen) {
+/* Lock s's loop and check s can take a call; 0 with the lock held. */
+static int enter(pier_socket *s) {
+  if (!s) return PIER_EINVAL;
+  pier__lock(s->loop);
   int rc = pier__socket_usable(s);
-  if (rc) return rc;
-  if ((rc = pier__addr_check(addr, addrlen)) != 0) return rc;
-  return s->prov->bind(s, addr, addrlen);
-}
-
-int pier_listen(pier_socket *s, int backlog) {
-  int rc = pier__socket_usable(s);
-  if (rc) return rc;
-  if (s->proto->caps & PIER_CAP_CONNECTIONLESS) return PIER_EOPNOTSUPP;
-  rc = s->prov->listen(s, backlog <= 0 ? SOMAXCONN : backlog);
-  if (rc == 0) s->flags |= PIER__S_LISTENING;
+  if (rc) pier__unlock(s->loop);
   return rc;
 }
 
-int pier_shutdown(pier_socket *s, int how) {
-  int rc = pier__socket_usable(s);
+static int leave(pier_socket *s, int rc) {
+  pier__unlock(s->loop);
+  return rc;
+}
+
+int pier_bind(pier_socket *s, const struct sockaddr *addr, size_t addrlen) {
+  int rc = pier__addr_check(addr, addrlen);
+  if (rc == 0) rc = enter(s);
+  return rc ? rc : leave(s, s->prov->bind(s, addr, addrlen));
+}
+
+int pier_listen(pier_socket *s, int backlog) {
+  int rc = enter(s);
   if (rc) return rc;
+  if (s->proto->caps & PIER_CAP_CONNECTIONLESS) return leave(s, PIER_EOPNOTSUPP);
+  rc = s->prov->listen(s, backlog <= 0 ? SOMAXCONN : backlog);
+  if (rc == 0) PIER__SSET(s, PIER__S_LISTENING);
+  return leave(s, rc);
+}
+
+int pier_shutdown(pier_socket *s, int how) {
   if (how != PIER_SHUT_RD && how != PIER_SHUT_WR && how != PIER_SHUT_RDWR)
     return PIER_EINVAL;
-  return s->prov->shutdown(s, how);
+  int rc = enter(s);
+  return rc ? rc : leave(s, s->prov->shutdown(s, how));
 }
 
 static int name_of(pier_socket *s, int peer, struct sockaddr_storage *addr,
                    size_t *len) {
-  int rc = pier__socket_usable(s);
-  if (rc) return rc;
   if (!addr || !len || *len == 0) return PIER_EINVAL;
-  return s->prov->sockname(s, peer, addr, len);
+  int rc = enter(s);
+  return rc ? rc : leave(s, s->prov->sockname(s, peer, addr, len));
 }
 
 int pier_getsockname(pier_socket *s, struct sockaddr_storage *addr, size_t *len) {
@@ -167,12 +184,14 @@ int pier_ioctl(pier_socket *s, int cmd, void *arg) {
   if (!arg) return PIER_EINVAL;
   switch (cmd) {
   case PIER_FIONBIO:
-    if (*(int *)arg) s->flags |= PIER__S_NONBLOCK;
-    else s->flags &= ~PIER__S_NONBLOCK;
+    if (*(int *)arg) PIER__SSET(s, PIER__S_NONBLOCK);
+    else PIER__SCLEAR(s, PIER__S_NONBLOCK);
     return 0;
   case PIER_FIONREAD:
   case PIER_SIOCATMARK:
-    return s->prov->ioctl ? s->prov->ioctl(s, cmd, arg) : PIER_EOPNOTSUPP;
+    if (!s->prov->ioctl) return PIER_EOPNOTSUPP;
+    if ((rc = enter(s)) != 0) return rc;
+    return leave(s, s->prov->ioctl(s, cmd, arg));
   default:
     return PIER_EINVAL;
   }
@@ -192,51 +211,76 @@ void pier__socket_block_leave(pier_socket *s) {
 }
 
 static void provider_close(pier_socket *s) {
-  s->flags |= PIER__S_PROV_CLOSING;
+  PIER__SSET(s, PIER__S_PROV_CLOSING);
   s->prov->close(s);
 }
 
 int pier_close(pier_socket *s, pier_close_cb cb) {
   if (!s) return PIER_EINVAL;
-  if (s->flags & PIER__S_CLOSING) return PIER_EALREADY;
-  pier__store(&s->flags, s->flags | PIER__S_CLOSING);
+  pier_loop *loop = s->loop;
+  pier__lock(loop);
+  if (PIER__SFLAGS(s) & PIER__S_CLOSING) {
+    pier__unlock(loop);
+    return PIER_EALREADY;
+  }
+  PIER__SSET(s, PIER__S_CLOSING);
   s->close_cb = cb;
-  s->next_closing = s->loop->closing;
-  s->loop->closing = s;
+  s->next_closing = loop->closing;
+  loop->closing = s;
   /* Blocked threads still use the OS socket: interrupt them, and release
-     it only when the last has left (see pier__sockets_reap). */
+     it only when the last has left (see pier__socket_reap_one). */
   if (pier__load(&s->blocked) > 0 && s->prov->cancel_blocking)
     s->prov->cancel_blocking(s);
   else
     provider_close(s);
+  pier__unlock(loop);
   return 0;
 }
 
-void pier_spi_closed(pier_socket *s) { s->flags |= PIER__S_PROV_CLOSED; }
+void pier_spi_closed(pier_socket *s) { PIER__SSET(s, PIER__S_PROV_CLOSED); }
 
-size_t pier__sockets_reap(pier_loop *loop) {
-  size_t n = 0;
+/* 1 if reap_one has something to do for s. */
+static int reapable(pier_socket *s) {
+  unsigned f = PIER__SFLAGS(s);
+  int blocked = pier__load(&s->blocked);
+  if (!(f & PIER__S_PROV_CLOSING)) return blocked == 0;
+  return !s->pending && (f & PIER__S_PROV_CLOSED) && !(f & PIER__S_BUSY) &&
+         blocked == 0;
+}
+
+int pier__sockets_reapable(pier_loop *loop) {
+  for (pier_socket *s = loop->closing; s; s = s->next_closing)
+    if (reapable(s)) return 1;
+  return 0;
+}
+
+int pier__socket_reap_one(pier_loop *loop) {
   pier_socket **link = &loop->closing;
   while (*link) {
     pier_socket *s = *link;
-    if (!(s->flags & PIER__S_PROV_CLOSING) && pier__load(&s->blocked) == 0)
+    if (!(PIER__SFLAGS(s) & PIER__S_PROV_CLOSING) &&
+        pier__load(&s->blocked) == 0)
       provider_close(s);
-    if (s->pending || !(s->flags & PIER__S_PROV_CLOSED) ||
+    unsigned f = PIER__SFLAGS(s);
+    if (s->pending || !(f & PIER__S_PROV_CLOSED) || (f & PIER__S_BUSY) ||
         pier__load(&s->blocked) > 0) {
       link = &s->next_closing;
       continue;
     }
     *link = s->next_closing;
-    loop->nsockets--;
     if (s->close_cb) {
-      loop->in_callback++;
+      loop->active++;
+      pier__unlock(loop);
       s->close_cb(s);
-      loop->in_callback--;
+      pier__lock(loop);
+      loop->active--;
     }
+    loop->nsockets--;
     pier__free(s);
-    n++;
+    pier__event_signal(loop, &loop->changed);
+    return 1;
   }
-  return n;
+  return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -264,5 +308,5 @@ void *pier_spi_socket_state(pier_socket *s) { return s->state; }
 void pier_spi_set_handle(pier_socket *s, pier_os_socket h) { s->handle = h; }
 
 int pier_spi_nonblocking(const pier_socket *s) {
-  return (s->flags & PIER__S_NONBLOCK) != 0;
+  return (PIER__SFLAGS(s) & PIER__S_NONBLOCK) != 0;
 }

@@ -81,14 +81,30 @@ static int map(const pier_socket *s, int opt, os_opt *o) {
   return 0;
 }
 
+int pier__prov_setsockopt(pier_socket *s, int level, int name, const void *v,
+                          size_t len) {
+  pier__lock(s->loop);
+  int rc = s->prov->setsockopt(s, level, name, v, len);
+  pier__unlock(s->loop);
+  return rc;
+}
+
+int pier__prov_getsockopt(pier_socket *s, int level, int name, void *v,
+                          size_t *len) {
+  pier__lock(s->loop);
+  int rc = s->prov->getsockopt(s, level, name, v, len);
+  pier__unlock(s->loop);
+  return rc;
+}
+
 static int set_int(pier_socket *s, const os_opt *o, int value) {
-  return s->prov->setsockopt(s, o->level, o->name, &value, sizeof value);
+  return pier__prov_setsockopt(s, o->level, o->name, &value, sizeof value);
 }
 
 static int get_int(pier_socket *s, const os_opt *o, int *value) {
   int v = 0;
   size_t len = sizeof v;
-  int rc = s->prov->getsockopt(s, o->level, o->name, &v, &len);
+  int rc = pier__prov_getsockopt(s, o->level, o->name, &v, &len);
   if (rc) return rc;
   /* Some options (Windows BOOL-likes, Linux IP_TOS) report fewer bytes. */
   if (len == 1) v = *(unsigned char *)&v;
@@ -101,13 +117,13 @@ static int set_linger(pier_socket *s, int seconds) {
   memset(&l, 0, sizeof l);
   l.l_onoff = seconds >= 0;
   l.l_linger = seconds >= 0 ? seconds : 0;
-  return s->prov->setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  return pier__prov_setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 }
 
 static int get_linger(pier_socket *s, int *seconds) {
   struct linger l;
   size_t len = sizeof l;
-  int rc = s->prov->getsockopt(s, SOL_SOCKET, SO_LINGER, &l, &len);
+  int rc = pier__prov_getsockopt(s, SOL_SOCKET, SO_LINGER, &l, &len);
   if (rc == 0) *seconds = l.l_onoff ? (int)l.l_linger : -1;
   return rc;
 }
@@ -127,8 +143,10 @@ int pier_setsockopt(pier_socket *s, int opt, int value) {
     if (opt == PIER_SO_PREPOSTED_ACCEPTS && (value < 1 || value > 256))
       return PIER_EINVAL;
     if (opt == PIER_SO_ZERO_READ) value = value != 0;
+    pier__lock(s->loop);
     rc = s->prov->setsockopt(s, PIER_SOL_PROVIDER, opt, &value, sizeof value);
     if (rc == 0) *t = value;
+    pier__unlock(s->loop);
     return rc;
   }
   if (opt == PIER_SO_LINGER) return set_linger(s, value < 0 ? -1 : value);
@@ -151,14 +169,16 @@ int pier_getsockopt(pier_socket *s, int opt, int *value) {
   if (!value) return PIER_EINVAL;
   int *t = tuning(s, opt);
   if (t) {
+    pier__lock(s->loop);
     *value = *t;
+    pier__unlock(s->loop);
     return 0;
   }
   if (opt == PIER_SO_LINGER) return get_linger(s, value);
   if (opt == PIER_SO_ERROR) {
     int e = 0;
     size_t len = sizeof e;
-    rc = s->prov->getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &len);
+    rc = pier__prov_getsockopt(s, SOL_SOCKET, SO_ERROR, &e, &len);
     if (rc == 0) *value = pier_spi_os_error(e);
     return rc;
   }
@@ -177,7 +197,7 @@ int pier_setsockopt_raw(pier_socket *s, int level, int name, const void *val,
   int rc = pier__socket_usable(s);
   if (rc) return rc;
   if (!val || len == 0) return PIER_EINVAL;
-  return s->prov->setsockopt(s, level, name, val, len);
+  return pier__prov_setsockopt(s, level, name, val, len);
 }
 
 int pier_getsockopt_raw(pier_socket *s, int level, int name, void *val,
@@ -185,5 +205,5 @@ int pier_getsockopt_raw(pier_socket *s, int level, int name, void *val,
   int rc = pier__socket_usable(s);
   if (rc) return rc;
   if (!val || !len || *len == 0) return PIER_EINVAL;
-  return s->prov->getsockopt(s, level, name, val, len);
+  return pier__prov_getsockopt(s, level, name, val, len);
 }

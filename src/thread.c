@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#ifndef _WIN32
+#  include <sched.h>
+#endif
 
 #include "internal.h"
 #include "thread.h"
@@ -17,6 +20,9 @@ int pier__mutex_init(pier__mutex *m) { InitializeSRWLock(m); return 0; }
 void pier__mutex_destroy(pier__mutex *m) { (void)m; }
 void pier__mutex_lock(pier__mutex *m) { AcquireSRWLockExclusive(m); }
 void pier__mutex_unlock(pier__mutex *m) { ReleaseSRWLockExclusive(m); }
+int pier__mutex_trylock(pier__mutex *m) {
+  return TryAcquireSRWLockExclusive(m) != 0;
+}
 int pier__cond_init(pier__cond *c) { InitializeConditionVariable(c); return 0; }
 void pier__cond_destroy(pier__cond *c) { (void)c; }
 void pier__cond_wait(pier__cond *c, pier__mutex *m) {
@@ -51,6 +57,7 @@ void pier__thread_join(pier__thread t) {
 }
 
 pier__thread_id pier__thread_self(void) { return GetCurrentThreadId(); }
+void pier__thread_yield(void) { SwitchToThread(); }
 int pier__thread_equal(pier__thread_id a, pier__thread_id b) { return a == b; }
 
 /* QueryPerformanceCounter: GetTickCount64 moves in steps of ~16 ms. */
@@ -75,6 +82,7 @@ void pier__mutex_lock(pier__mutex *m) {
 void pier__mutex_unlock(pier__mutex *m) {
   if (pthread_mutex_unlock(m)) abort();
 }
+int pier__mutex_trylock(pier__mutex *m) { return pthread_mutex_trylock(m) == 0; }
 
 int pier__cond_init(pier__cond *c) {
   return pthread_cond_init(c, NULL) ? PIER_ENOMEM : 0;
@@ -108,6 +116,7 @@ int pier__thread_start(pier__thread *t, void (*fn)(void *), void *arg) {
 
 void pier__thread_join(pier__thread t) { pthread_join(t, NULL); }
 pier__thread_id pier__thread_self(void) { return pthread_self(); }
+void pier__thread_yield(void) { sched_yield(); }
 int pier__thread_equal(pier__thread_id a, pier__thread_id b) {
   return pthread_equal(a, b);
 }

@@ -2,6 +2,11 @@
  * src/timer.c - one-shot and repeating timers on a binary min-heap keyed
  * by (due time, start sequence), so timers due together fire in the order
  * they were started.
+ *
+ * A due timer is taken off the heap (a repeating one goes back at once
+ * with its next due time) and its callback runs without the core lock.
+ * With several threads serving the loop, a repeating timer whose callback
+ * is still running elsewhere when it falls due again skips that tick.
  */
 #include "internal.h"
 
@@ -74,13 +79,22 @@ int pier_timer_init(pier_loop *loop, pier_timer *t) {
   return 0;
 }
 
+static int active(const pier_timer *t) { return t->pier__t.index != NONE; }
+
 int pier_timer_active(const pier_timer *t) {
-  return t && t->pier__t.loop && t->pier__t.index != NONE;
+  if (!t || !t->pier__t.loop) return 0;
+  pier__lock(t->pier__t.loop);
+  int a = active(t);
+  pier__unlock(t->pier__t.loop);
+  return a;
 }
 
 int pier_timer_stop(pier_timer *t) {
   if (!t || !t->pier__t.loop) return PIER_EINVAL;
-  if (pier_timer_active(t)) heap_remove(t->pier__t.loop, t);
+  pier_loop *loop = t->pier__t.loop;
+  pier__lock(loop);
+  if (active(t)) heap_remove(loop, t);
+  pier__unlock(loop);
   return 0;
 }
 
@@ -90,34 +104,61 @@ int pier_timer_start(pier_timer *t, uint64_t timeout_ms, uint64_t repeat_ms,
   pier_loop *loop = t->pier__t.loop;
   int rc = pier__loop_usable(loop);
   if (rc) return rc;
-  if (pier_timer_active(t)) heap_remove(loop, t);
+  pier__lock(loop);
+  if (active(t)) heap_remove(loop, t);
   t->pier__t.cb = cb;
-  t->pier__t.due = loop->now + timeout_ms;
+  t->pier__t.due = pier__load(&loop->now) + timeout_ms;
   t->pier__t.repeat = repeat_ms;
   t->pier__t.seq = loop->timer_seq++;
-  return heap_insert(loop, t);
+  rc = heap_insert(loop, t);
+  pier__unlock(loop);
+  return rc;
 }
 
-size_t pier__timers_run(pier_loop *loop) {
-  size_t fired = 0;
-  /* Timers started by callbacks during this pass wait for the next one. */
-  uint64_t limit = loop->timer_seq;
-  while (loop->nheap > 0) {
+/* A timer whose callback is running: a node on the runner's stack. */
+struct pier__firing {
+  pier_timer *timer;
+  struct pier__firing *next;
+};
+
+static int is_firing(const pier_loop *loop, const pier_timer *t) {
+  for (const struct pier__firing *f = loop->firing; f; f = f->next)
+    if (f->timer == t) return 1;
+  return 0;
+}
+
+static void rearm(pier_loop *loop, pier_timer *t, uint64_t now) {
+  t->pier__t.due = now + t->pier__t.repeat;
+  t->pier__t.seq = loop->timer_seq++;
+  if (heap_insert(loop, t) != 0)
+    pier_spi_log(PIER_LOG_ERROR, "timer: out of memory re-arming");
+}
+
+int pier__timer_fire_one(pier_loop *loop) {
+  uint64_t now = pier__load(&loop->now);
+  for (;;) {
+    if (loop->nheap == 0) return 0;
     pier_timer *t = loop->heap[0];
-    if (t->pier__t.due > loop->now || t->pier__t.seq >= limit) break;
+    if (t->pier__t.due > now || t->pier__t.seq >= loop->timer_limit) return 0;
     heap_remove(loop, t);
-    if (t->pier__t.repeat) {
-      t->pier__t.due = loop->now + t->pier__t.repeat;
-      t->pier__t.seq = loop->timer_seq++;
-      if (heap_insert(loop, t) != 0)
-        pier_spi_log(PIER_LOG_ERROR, "timer: out of memory re-arming");
-    }
-    loop->in_callback++;
-    t->pier__t.cb(t);
-    loop->in_callback--;
-    fired++;
+    int busy = is_firing(loop, t);
+    if (t->pier__t.repeat) rearm(loop, t, now);
+    if (busy) continue; /* its last tick still runs on another thread */
+    /* The timer may be stopped, restarted or freed by its callback: after
+       it, only the stack node is touched. */
+    struct pier__firing node = { t, loop->firing };
+    loop->firing = &node;
+    pier_timer_cb cb = t->pier__t.cb;
+    loop->active++;
+    pier__unlock(loop);
+    cb(t);
+    pier__lock(loop);
+    loop->active--;
+    struct pier__firing **link = &loop->firing;
+    while (*link != &node) link = &(*link)->next;
+    *link = node.next;
+    return 1;
   }
-  return fired;
 }
 
 int pier__timers_timeout(pier_loop *loop) {

@@ -155,6 +155,12 @@ void t_loopback(const char *proto, struct sockaddr_storage *addr,
 
 pier_socket *t_listener(pier_loop *loop, const char *proto,
                         struct sockaddr_storage *addr, size_t *len) {
+  return t_listener_backlog(loop, proto, addr, len, 64);
+}
+
+pier_socket *t_listener_backlog(pier_loop *loop, const char *proto,
+                                struct sockaddr_storage *addr, size_t *len,
+                                int backlog) {
   const pier_protocol_info *p = pier_protocol_find(proto);
   pier_socket *s = NULL;
   struct sockaddr_storage bind_addr;
@@ -164,7 +170,7 @@ pier_socket *t_listener(pier_loop *loop, const char *proto,
   if (p->family != AF_UNIX) T_OK(pier_setsockopt(s, PIER_SO_REUSEADDR, 1));
   t_loopback(proto, &bind_addr, &bind_len);
   T_OK(pier_bind(s, (const struct sockaddr *)&bind_addr, bind_len));
-  T_OK(pier_listen(s, 64));
+  T_OK(pier_listen(s, backlog));
   *len = sizeof *addr;
   T_OK(pier_getsockname(s, addr, len));
   return s;
@@ -398,8 +404,8 @@ int t_protos_available(const char *const *wish, int n, const char **out) {
 
 int t_wait_flag(volatile int *flag, int timeout_ms) {
   uint64_t until = t_now_ms() + (uint64_t)timeout_ms;
-  while (!*flag && t_now_ms() < until) t_sleep_ms(2);
-  return *flag != 0;
+  while (!T_FLAG(flag) && t_now_ms() < until) t_sleep_ms(2);
+  return T_FLAG(flag) != 0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -39,6 +39,7 @@ Suite *suite_qos(void);
 Suite *suite_multicast(void);
 Suite *suite_poll(void);
 Suite *suite_alloc(void);
+Suite *suite_threads(void);
 
 /* Assert a pier call returned 0, printing the code's name otherwise. */
 #define T_OK(expr)                                                        \
@@ -79,6 +80,11 @@ void t_run_until_count(pier_loop *loop, volatile int *count, int target,
  */
 pier_socket *t_listener(pier_loop *loop, const char *proto,
                         struct sockaddr_storage *addr, size_t *len);
+
+/* The same with a chosen listen backlog (many connects at once). */
+pier_socket *t_listener_backlog(pier_loop *loop, const char *proto,
+                                struct sockaddr_storage *addr, size_t *len,
+                                int backlog);
 
 /* Loopback address of the family of proto with port 0 (for bind). */
 void t_loopback(const char *proto, struct sockaddr_storage *addr, size_t *len);
@@ -155,6 +161,10 @@ int t_protos_available(const char *const *wish, int n, const char **out);
 /* Wait (sleeping, no loop run) until *flag is non-zero; 1 if it became
    non-zero within timeout_ms, else 0. */
 int t_wait_flag(volatile int *flag, int timeout_ms);
+/* Flags shared with the test's own threads: atomic, so that
+   ThreadSanitizer builds see the ordering. */
+#define T_FLAG_SET(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define T_FLAG(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 
 /* Deterministic byte pattern: byte i of stream seed. */
 void t_fill(void *buf, size_t len, uint64_t seed, size_t offset);

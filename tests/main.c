@@ -34,7 +34,7 @@ static const suite_fn suites[] = {
   suite_protocol, suite_socket,   suite_sockopt, suite_accept,
   suite_io,       suite_udp,      suite_stream,  suite_cancel,
   suite_reset,    suite_badinput, suite_blocking, suite_resolve, suite_qos,
-  suite_multicast, suite_poll,
+  suite_multicast, suite_poll, suite_threads,
 };
 
 /* --- the no-fork watchdog -------------------------------------------- */

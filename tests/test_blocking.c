@@ -31,12 +31,12 @@ static void join_bounded(pthread_t th, job *j, pier_socket *a, pier_socket *b,
                          int timeout_ms) {
   int late = !t_wait_flag(&j->finished, timeout_ms);
   uint64_t until = t_now_ms() + 5000;
-  while (!j->finished && t_now_ms() < until) {
+  while (!T_FLAG(&j->finished) && t_now_ms() < until) {
     if (a) pier_cancel_blocking(a);
     if (b) pier_cancel_blocking(b);
     t_sleep_ms(5);
   }
-  if (!j->finished) {
+  if (!T_FLAG(&j->finished)) {
     pthread_detach(th);
     ck_abort_msg("blocking thread did not finish in %d ms, nor in 5 s of "
                  "pier_cancel_blocking after that; left running",
@@ -53,7 +53,7 @@ static void cancel_when_blocked(pier_socket *s, job *j) {
   while (t_now_ms() < until) {
     rc = pier_cancel_blocking(s);
     tries++;
-    if (rc != PIER_ENOENT || j->finished) break;
+    if (rc != PIER_ENOENT || T_FLAG(&j->finished)) break;
     t_sleep_ms(3);
   }
   ck_assert_msg(rc == 0, "pier_cancel_blocking returned %s after %d tries",
@@ -69,7 +69,7 @@ static void cancel_when_blocked(pier_socket *s, job *j) {
 static void *exchange_thread(void *arg) {
   job *j = arg;
   pier_op op;
-  j->started = 1;
+  T_FLAG_SET(&j->started, 1);
   memset(&op, 0, sizeof op);
   j->rc[0] = pier_connect(j->peer, &op, (struct sockaddr *)&j->addr,
                           j->addrlen, NULL, NULL, NULL);
@@ -101,7 +101,7 @@ static void *exchange_thread(void *arg) {
   j->rc[5] = pier_recv(j->peer, &op, &b, 1, PIER_MSG_WAITALL, NULL);
   j->bytes[5] = op.bytes;
 out:
-  j->finished = 1;
+  T_FLAG_SET(&j->finished, 1);
   return NULL;
 }
 
@@ -175,14 +175,14 @@ static void *recv_twice_thread(void *arg) {
   pier_op op;
   pier_buf b = pier_buf_init(j->buf, 64);
   memset(&op, 0, sizeof op);
-  j->started = 1;
-  j->rc[0] = pier_recv(j->s, &op, &b, 1, 0, NULL);
+  T_FLAG_SET(&j->started, 1);
+  T_FLAG_SET(&j->rc[0], pier_recv(j->s, &op, &b, 1, 0, NULL));
   j->bytes[0] = op.bytes;
   /* after the cancellation the socket still works */
   memset(&op, 0, sizeof op);
   j->rc[1] = pier_recv(j->s, &op, &b, 1, PIER_MSG_WAITALL, NULL);
   j->bytes[1] = op.bytes;
-  j->finished = 1;
+  T_FLAG_SET(&j->finished, 1);
   return NULL;
 }
 
@@ -200,9 +200,10 @@ START_TEST(test_cancel_blocking_interrupts_recv_socket_still_works) {
 
   /* the first recv returned ECANCELED; the second is (or will be) blocked */
   uint64_t until = t_now_ms() + 3000;
-  while (j.rc[0] == 0 && !j.finished && t_now_ms() < until) t_sleep_ms(2);
+  while (T_FLAG(&j.rc[0]) == 0 && !T_FLAG(&j.finished) && t_now_ms() < until)
+    t_sleep_ms(2);
   t_sleep_ms(30);
-  ck_assert_int_eq(j.finished, 0);
+  ck_assert_int_eq(T_FLAG(&j.finished), 0);
   char out[64];
   t_fill(out, sizeof out, 9, 0);
   pier_buf b = pier_buf_init(out, sizeof out);
@@ -225,10 +226,10 @@ static void *accept_thread(void *arg) {
   job *j = arg;
   pier_op op;
   memset(&op, 0, sizeof op);
-  j->started = 1;
+  T_FLAG_SET(&j->started, 1);
   j->rc[0] = pier_accept(j->s, &op, NULL, NULL, NULL);
   j->accepted = op.accepted;
-  j->finished = 1;
+  T_FLAG_SET(&j->finished, 1);
   return NULL;
 }
 

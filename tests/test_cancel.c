@@ -225,7 +225,7 @@ START_TEST(test_close_completes_pending_recvs_and_sends) {
   pier_loop *loop = t_loop_new();
   pier_socket *c, *s;
   t_pair(loop, "tcp4", &c, &s);
-  enum { NR = 5, NS = 5, BIG = 4 * 1024 * 1024 };
+  enum { NR = 5, NS = 5, BIG = 32 * 1024 * 1024 }; /* more than loopback buffers */
   static char rb[NR][16];
   char *big = calloc(1, BIG);
   ck_assert_ptr_nonnull(big);

@@ -560,7 +560,7 @@ static void *blk_sender(void *arg) {
     off += op.bytes;
   }
   j->done = off;
-  j->finished = 1;
+  T_FLAG_SET(&j->finished, 1);
   return NULL;
 }
 
@@ -577,15 +577,16 @@ static void *blk_receiver(void *arg) {
     off += op.bytes;
   }
   j->done = off;
-  j->finished = 1;
+  T_FLAG_SET(&j->finished, 1);
   return NULL;
 }
 
 static void wait_jobs(blk_job *a, blk_job *b, int timeout_ms) {
   uint64_t until = t_now_ms() + (uint64_t)timeout_ms;
-  while (!(a->finished && b->finished) && t_now_ms() < until) t_sleep_ms(5);
-  if (!a->finished) pier_cancel_blocking(a->s);
-  if (!b->finished) pier_cancel_blocking(b->s);
+  while (!(T_FLAG(&a->finished) && T_FLAG(&b->finished)) && t_now_ms() < until)
+    t_sleep_ms(5);
+  if (!T_FLAG(&a->finished)) pier_cancel_blocking(a->s);
+  if (!T_FLAG(&b->finished)) pier_cancel_blocking(b->s);
 }
 
 /*

@@ -233,7 +233,7 @@ static void *reset_later(void *arg) {
   if (t_os_close(rs->h) != 0 && rs->rc == 0) rs->rc = -1;
   if (!t_wait_flag(&rs->send_done, 5000)) {
     rs->had_to_cancel = 1;
-    while (!rs->send_done) {
+    while (!T_FLAG(&rs->send_done)) {
       pier_cancel_blocking(rs->s);
       t_sleep_ms(10);
     }
@@ -259,7 +259,7 @@ START_TEST(test_blocked_blocking_send_ends_on_reset_no_sigpipe) {
   pier_op op;
   memset(&op, 0, sizeof op);
   int rc = pier_send(s, &op, &pb, 1, 0, NULL);
-  rs.send_done = 1;
+  T_FLAG_SET(&rs.send_done, 1);
   pthread_join(th, NULL);
   ck_assert_msg(rs.rc == 0, "resetting the OS client failed");
   ck_assert_msg(!rs.had_to_cancel, "the blocked send did not end within "

@@ -71,7 +71,7 @@ static int lev_loop_init(pier_loop *loop) {
   lev_loop *ll = lev_loop_of(loop);
   struct event_config *cfg = event_config_new();
   if (!cfg) return PIER_ENOMEM;
-  /* pier serialises all use of a base on its loop thread. */
+  /* Every use of the base is under the loop's core lock (pier/spi.h). */
   event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
   ll->base = event_base_new_with_config(cfg);
   event_config_free(cfg);

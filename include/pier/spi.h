@@ -8,9 +8,15 @@
  *   2. core services for providers
  *   3. operation queue helpers
  *
- * Threading: every slot is called on the loop's thread, except loop_wake
+ * Threading: every slot is called with the loop's core lock held, so a
+ * provider sees one call at a time per loop and needs no locks of its own
+ * for loop and socket state - even when several threads serve the loop
+ * (the caller may be any of them).  loop_poll is also called with it held,
+ * for the whole wait: the core wakes the poll (loop_wake) when another
+ * thread needs the lock.  The exceptions run without the lock: loop_wake
  * (any thread), execute (the blocked caller's thread) and cancel_blocking
- * (any thread).
+ * (any thread).  Condition functions called from a slot run with the lock
+ * held; the lock is recursive, so they may call back into pier.
  */
 #ifndef PIER_SPI_H
 #define PIER_SPI_H
@@ -173,7 +179,7 @@ int pier_spi_nonblocking(const pier_socket *s);
  * pier_spi_complete - op has finished with status (0 or PIER_E*); its
  * results (op->bytes, flags, accepted, addrlen) are set.  Queues the
  * callback for the loop.  The op must no longer be on a provider queue.
- * Loop thread only.
+ * From inside a slot (core lock held).
  */
 void pier_spi_complete(pier_op *op, int status);
 
