@@ -10,7 +10,10 @@
  *   5. sockets: open, adopt, bind, listen, options, close
  *   6. operations: accept (with a condition function), connect, recv,
  *      recvfrom, send, sendto, cancel, result, name resolution
- *   7. synchronous multiplexing: pier_poll
+ *   7. network events: pier_event_select, pier_enum_network_events
+ *   8. synchronous multiplexing: pier_poll
+ *   9. sharing a socket with another process: pier_share_send / _recv,
+ *      pier_socket_share / pier_socket_from_share
  *
  * Conventions
  *   - Every call returns 0 (or a documented non-negative value) on success
@@ -330,8 +333,9 @@ int pier_socket_open(pier_loop *loop, const pier_protocol_info *proto,
 
 /*
  * pier_socket_adopt - take an OS socket created elsewhere; its catalog
- * entry is found from its family and type.  On success pier owns the
- * handle and closes it in pier_close(); on failure the caller keeps it.
+ * entry is found from its family and type, and a socket that is already
+ * listening takes pier_accept() at once.  On success pier owns the handle
+ * and closes it in pier_close(); on failure the caller keeps it.
  */
 int pier_socket_adopt(pier_loop *loop, pier_os_socket handle, unsigned flags,
                       pier_socket **out);
@@ -727,7 +731,67 @@ int pier_resolve(pier_loop *loop, pier_op *op, const char *node,
 void pier_freeaddrinfo(struct addrinfo *ai);
 
 /* ------------------------------------------------------------------ */
-/* 7. synchronous multiplexing (WSPSelect, WSAPoll)                    */
+/* 7. network events (WSPEventSelect, WSPEnumNetworkEvents)            */
+/* ------------------------------------------------------------------ */
+
+/* Network events, and their index in pier_net_events.errors. */
+enum pier_net_event {
+  PIER_EV_READ = 1u << 0,    /* data to receive */
+  PIER_EV_WRITE = 1u << 1,   /* a send can be made */
+  PIER_EV_OOB = 1u << 2,     /* urgent (out-of-band) data to receive */
+  PIER_EV_ACCEPT = 1u << 3,  /* a connection is waiting on a listener */
+  PIER_EV_CONNECT = 1u << 4, /* a connect finished (its status in errors) */
+  PIER_EV_CLOSE = 1u << 5    /* the peer closed (0) or reset the connection */
+};
+#define PIER_EV_ALL 0x3fu
+#define PIER_EV_COUNT 6
+enum {
+  PIER_EV_READ_BIT = 0, PIER_EV_WRITE_BIT, PIER_EV_OOB_BIT,
+  PIER_EV_ACCEPT_BIT, PIER_EV_CONNECT_BIT, PIER_EV_CLOSE_BIT
+};
+
+/* What pier_enum_network_events() reports. */
+typedef struct pier_net_events {
+  unsigned events;             /* PIER_EV_* recorded since the last call */
+  int errors[PIER_EV_COUNT];   /* per event (PIER_EV_*_BIT): 0 or PIER_E* */
+} pier_net_events;
+
+/* Called when new events have been recorded; events is the record so far
+   (pier_enum_network_events reads and clears it). */
+typedef void (*pier_event_cb)(pier_socket *s, unsigned events);
+
+/*
+ * pier_event_select - record the network events in mask (PIER_EV_*) as
+ * they happen on s, and call cb on the loop when the record gains events
+ * (the event object of WSAEventSelect).  Replaces any earlier selection
+ * and clears the record; mask 0 stops.  Conditions that already hold are
+ * recorded at once (data waiting, a connected socket that can send).
+ *
+ * Each event is recorded once and then not again until re-enabled, as in
+ * Winsock: READ by a receive (pier_recv / pier_recvfrom), OOB by a
+ * receive with PIER_MSG_OOB, ACCEPT by pier_accept, WRITE by a send that
+ * returned PIER_EWOULDBLOCK; CONNECT (when a connect finishes, with its
+ * status) and CLOSE (once the data before it has been read; 0 for an
+ * orderly close, PIER_ECONNRESET for a reset) are recorded once.  WRITE is
+ * also recorded when a connect succeeds.
+ *
+ * cb runs from pier_loop_run() like a completion of s, never concurrently
+ * with s's other callbacks, and not after pier_close(s).  Returns 0,
+ * PIER_EINVAL (bad mask, mask without cb), PIER_EBADF (closing),
+ * PIER_EOPNOTSUPP (the provider cannot watch sockets), PIER_ENOMEM.
+ */
+int pier_event_select(pier_socket *s, unsigned mask, pier_event_cb cb);
+
+/*
+ * pier_enum_network_events - copy the events recorded on s into *out,
+ * with one error code per event, and clear the record (WSAEnumNetwork-
+ * Events).  out->events is 0 when nothing was recorded.  Returns 0,
+ * PIER_EINVAL or PIER_EBADF.
+ */
+int pier_enum_network_events(pier_socket *s, pier_net_events *out);
+
+/* ------------------------------------------------------------------ */
+/* 8. synchronous multiplexing (WSPSelect, WSAPoll)                    */
 /* ------------------------------------------------------------------ */
 
 enum pier_poll_events {
@@ -755,6 +819,128 @@ typedef struct pier_pollfd {
  * Any thread.
  */
 int pier_poll(pier_pollfd *fds, size_t n, int timeout_ms);
+
+/* ------------------------------------------------------------------ */
+/* 9. sharing a socket with another process (WSPDuplicateSocket)       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A listening or connected socket handed to another process keeps working
+ * there, on a loop of that process: it accepts on the shared listener, or
+ * carries on the connection's I/O.  Both processes may go on using their
+ * socket - two processes accepting on one listener share its incoming
+ * connections, each taken by one of them - and the source may close its
+ * socket once the target has its copy; the connection lives on until the
+ * last copy is closed.
+ *
+ * Two ways, the same on every OS:
+ *   - pier_share_send / pier_share_recv: one call on each side of a
+ *     channel the two processes already share.  Works wherever sockets can
+ *     be shared at all.
+ *   - pier_socket_share / pier_socket_from_share: a pier_share (plain
+ *     bytes) that the application carries itself (a pipe, a file, shared
+ *     memory, a command line).
+ * Windows: WSADuplicateSocketW and its WSAPROTOCOL_INFOW.  POSIX: the
+ * descriptor itself, as SCM_RIGHTS ancillary data over an AF_UNIX channel,
+ * or taken from the source process with pidfd_getfd (Linux 5.6 and later,
+ * where the target may ptrace the source: same user and a Yama
+ * ptrace_scope that allows it, or CAP_SYS_PTRACE).
+ *
+ * Rules: the source keeps its socket open until the target has taken its
+ * copy (pier_share_send waits for that; with pier_socket_share the
+ * application arranges it); a pier_share serves once, in the process it
+ * was made for.  On Windows the target's copy is created the moment the
+ * share is made, so a share never taken leaves a handle behind in the
+ * target until it exits (as with WSADuplicateSocket).  On Windows a copy
+ * cannot watch network events (pier_event_select answers PIER_EOPNOTSUPP):
+ * WSAEventSelect registrations belong to the socket, not to a copy, so
+ * its own would replace the source's.
+ */
+
+/* Size of a pier_share. */
+#define PIER_SHARE_SIZE 1024
+
+/*
+ * A socket described for one other process: fixed size, plain bytes,
+ * copied and carried as they are.  Bytes 0-3 are "PSHR" and bytes 4-5 the
+ * format version (little-endian, 1); the rest is pier's (the socket's kind
+ * and listening state, the source and target process ids, then the OS's
+ * own description), guarded by a checksum.
+ */
+typedef struct pier_share {
+  unsigned char bytes[PIER_SHARE_SIZE];
+} pier_share;
+
+/*
+ * pier_socket_share - describe s for process pid in *out (WSPDuplicate-
+ * Socket).  Windows: WSADuplicateSocketW for pid.  POSIX: s's descriptor
+ * number and this process's id, for pidfd_getfd; nothing is checked until
+ * the target takes it.  s stays the caller's, unchanged; keep it open
+ * until the target has its copy.  Returns 0, PIER_EINVAL (NULL s or out,
+ * pid 0; Windows: no process pid), PIER_EBADF (s is closing), or an OS
+ * error.  Any thread.
+ */
+int pier_socket_share(pier_socket *s, unsigned long pid, pier_share *out);
+
+/*
+ * pier_socket_from_share - the target's side: a new pier socket on loop
+ * for the socket sh describes, listening if the source was, in blocking
+ * or non-blocking mode by flags (PIER_SOCK_NONBLOCK) like
+ * pier_socket_open.  On success the caller owns *out (pier_close).
+ * Windows: WSASocketW(FROM_PROTOCOL_INFO) overlapped.  POSIX: pidfd_open
+ * and pidfd_getfd on the source.  Errors, with nothing created:
+ *   PIER_EINVAL      NULL arguments, unknown flags, bytes that are no
+ *                    pier_share (corrupted, unknown version, another OS),
+ *                    or a share made for another process
+ *   PIER_ESHUTDOWN   the loop is closed
+ *   PIER_EOPNOTSUPP  POSIX without pidfd_getfd (not Linux, Linux < 5.6,
+ *                    or a sandbox that hides the call)
+ *   PIER_EACCES      the OS refuses: the target may not ptrace the
+ *                    source (Yama ptrace_scope, another user, a seccomp
+ *                    policy); use pier_share_send / pier_share_recv
+ *   PIER_ENOENT      the source process has exited
+ *   PIER_EBADF       the source has closed the socket (its descriptor is
+ *                    gone or now names something else)
+ *   PIER_EAFNOSUPPORT  no catalog entry for the socket's kind here
+ *   PIER_EMFILE, PIER_ENOMEM, or another OS error.
+ */
+int pier_socket_from_share(pier_loop *loop, const pier_share *sh,
+                           unsigned flags, pier_socket **out);
+
+/*
+ * pier_share_send - hand s to process pid over channel, a connected
+ * stream socket the two processes share (POSIX: AF_UNIX, as from
+ * socketpair(); Windows: any, e.g. loopback TCP), and wait for the
+ * target's answer.  The PIER_SHARE_SIZE bytes of pier_socket_share(s,
+ * pid) are written to channel - on POSIX with s's descriptor attached as
+ * SCM_RIGHTS - and pier_share_recv in the target answers with one byte
+ * once it has its copy.  After 0, s may be closed; the target's socket
+ * lives on.  channel stays the caller's and may be blocking or not;
+ * timeout_ms bounds the whole exchange (-1: no limit).
+ * Returns 0 when the target has its copy, the target's error (a negative
+ * PIER_E* code its pier_share_recv returned, e.g. PIER_EINVAL for a share
+ * made for another process), or: PIER_EINVAL (bad arguments), PIER_EBADF
+ * (s closing), PIER_EOPNOTSUPP (POSIX channel not AF_UNIX),
+ * PIER_ETIMEDOUT, PIER_ECONNRESET (channel closed before the answer), an
+ * OS error.  After PIER_ETIMEDOUT or PIER_ECONNRESET the target may or may
+ * not have its copy, and the channel is out of step: close it.  Blocks
+ * the calling thread until the answer; any thread.
+ */
+int pier_share_send(pier_os_socket channel, pier_socket *s, unsigned long pid,
+                    int timeout_ms);
+
+/*
+ * pier_share_recv - the target's side of pier_share_send: read one share
+ * from channel, create the socket as pier_socket_from_share does (on POSIX
+ * from the attached descriptor), and answer the sender with the result.
+ * On success the caller owns *out.  timeout_ms bounds the wait (-1: no
+ * limit).  Errors: as pier_socket_from_share, and PIER_ETIMEDOUT (nothing
+ * came in time), PIER_ECONNRESET (the channel closed early), PIER_EPROTO
+ * (POSIX: a share arrived with no descriptor).  Descriptors that arrive
+ * with a refused share are closed; nothing is left behind.
+ */
+int pier_share_recv(pier_loop *loop, pier_os_socket channel, unsigned flags,
+                    int timeout_ms, pier_socket **out);
 
 #ifdef __cplusplus
 }

@@ -169,7 +169,17 @@ struct pier_socket {
   pier_qos qos;              /* last pier_set_qos, inherited by accepts */
   int has_qos;
   int preposted, zero_read;  /* PIER_SO_PREPOSTED_ACCEPTS, PIER_SO_ZERO_READ */
+  struct pier__netev *netev; /* pier_event_select state, or NULL */
 };
+
+/* network events (netevents.c), core lock held */
+typedef int (*pier_select_fn)(pier_socket *s, unsigned selected,
+                              unsigned enabled);
+/* The application called ev's re-enabling function. */
+void pier__netev_reenable(pier_socket *s, unsigned ev);
+/* A connect on s finished with status. */
+void pier__netev_connected(pier_socket *s, int status);
+void pier__netev_free(pier_socket *s);
 
 /* Allocate a socket object (and its provider state) and call open(). */
 int pier__socket_create(pier_loop *loop, const pier_provider *prov,

@@ -77,6 +77,31 @@ static int take_addr(pier_op *op, const struct sockaddr *addr, size_t len) {
   return 0;
 }
 
+/* Network events: the call re-enables some (core lock held). */
+static void reenable_events(pier_socket *s, const pier_op *op) {
+  if (!s->netev) return;
+  switch (op->pier__r.type) {
+  case PIER_OP_RECV:
+  case PIER_OP_RECVFROM:
+    pier__netev_reenable(s, (op->pier__r.in_flags & PIER_MSG_OOB)
+                                ? PIER_EV_OOB : PIER_EV_READ);
+    break;
+  case PIER_OP_ACCEPT: pier__netev_reenable(s, PIER_EV_ACCEPT); break;
+  default: break;
+  }
+}
+
+/* ... and its outcome records or re-enables others (core lock held). */
+static void outcome_events(pier_socket *s, const pier_op *op, int status) {
+  if (!s->netev) return;
+  int type = op->pier__r.type;
+  if (type == PIER_OP_CONNECT && status != PIER_ECANCELED)
+    pier__netev_connected(s, status);
+  if ((type == PIER_OP_SEND || type == PIER_OP_SENDTO) &&
+      status == PIER_EWOULDBLOCK)
+    pier__netev_reenable(s, PIER_EV_WRITE);
+}
+
 /* Run a blocking call in this thread. */
 static int run_blocking(pier_socket *s, pier_op *op) {
   if (!s->prov->execute) return PIER_EOPNOTSUPP;
@@ -84,9 +109,22 @@ static int run_blocking(pier_socket *s, pier_op *op) {
   op->pier__r.cb = NULL;
   op->status = PIER_EINPROGRESS;
   pier__store(&op->pier__r.state, PIER_OPS_PENDING);
+  /* Only sockets that selected network events need the core lock here
+     (which would interrupt a poll in progress). */
+  int events = pier__load(&s->netev) != NULL;
+  if (events) {
+    pier__lock(s->loop);
+    reenable_events(s, op);
+    pier__unlock(s->loop);
+  }
   pier__socket_block_enter(s);
   int rc = s->prov->execute(s, op);
   pier__socket_block_leave(s);
+  if (events) {
+    pier__lock(s->loop);
+    outcome_events(s, op, rc);
+    pier__unlock(s->loop);
+  }
   op->status = rc;
   release_bufs(op);
   pier__store(&op->pier__r.state, PIER_OPS_IDLE);
@@ -100,6 +138,7 @@ static int start(pier_socket *s, pier_op *op, pier_op_cb cb) {
   pier__lock(loop);
   int rc = pier__socket_usable(s); /* a close from another thread */
   if (rc == 0) {
+    reenable_events(s, op);
     op->pier__r.cb = cb;
     pier__loop_op_started(loop, op);
     rc = s->prov->submit(s, op);
@@ -131,6 +170,7 @@ void pier__enqueue_done(pier_loop *loop, pier_op *op) {
 }
 
 void pier_spi_complete(pier_op *op, int status) {
+  if (op->socket) outcome_events(op->socket, op, status);
   op->status = status;
   pier__store(&op->pier__r.state, PIER_OPS_DONE);
   pier__enqueue_done(op->pier__r.loop, op);

@@ -81,6 +81,18 @@ static int socket_kind(pier_os_socket h, int *family, int *type) {
 #endif
 }
 
+/* Is h already listening (so pier_accept works on it)? */
+static int is_listening(pier_os_socket h) {
+  int on = 0;
+#ifdef _WIN32
+  int len = sizeof on;
+#else
+  socklen_t len = sizeof on;
+#endif
+  return getsockopt(h, SOL_SOCKET, SO_ACCEPTCONN, (char *)&on, &len) == 0 &&
+         on != 0;
+}
+
 int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,
                       pier_socket **out) {
   if (!loop || !out || h == PIER_INVALID_SOCKET ||
@@ -95,6 +107,7 @@ int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,
   if (!proto) return PIER_EAFNOSUPPORT;
   pier__lock(loop);
   rc = pier__socket_create(loop, loop->prov, proto, h, flags, out);
+  if (rc == 0 && is_listening(h)) PIER__SSET(*out, PIER__S_LISTENING);
   pier__unlock(loop);
   return rc;
 }
@@ -276,6 +289,7 @@ int pier__socket_reap_one(pier_loop *loop) {
       loop->active--;
     }
     loop->nsockets--;
+    pier__netev_free(s);
     pier__free(s);
     pier__event_signal(loop, &loop->changed);
     return 1;

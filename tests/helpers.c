@@ -1,8 +1,9 @@
 /*
  * tests/helpers.c - shared helpers of the Check suites (see helpers.h):
  * loops on the provider under test, bounded loop runs, loopback
- * listeners and connected pairs, plain OS clients, a deterministic byte
- * pattern, a monotonic clock and a counting callback.
+ * listeners and connected pairs, plain OS clients and file I/O on socket
+ * handles, a deterministic byte pattern, a monotonic clock and a counting
+ * callback.
  */
 #include "helpers.h"
 
@@ -17,6 +18,7 @@
 #  include <arpa/inet.h>
 #  include <errno.h>
 #  include <fcntl.h>
+#  include <poll.h>
 #  include <sys/time.h>
 #  include <sys/un.h>
 #  include <time.h>
@@ -153,6 +155,22 @@ void t_loopback(const char *proto, struct sockaddr_storage *addr,
   }
 }
 
+int t_addr_eq(const struct sockaddr *a, size_t alen, const struct sockaddr *b,
+              size_t blen) {
+  if (a->sa_family != b->sa_family) return 0;
+  if (a->sa_family == AF_INET) {
+    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+    return x->sin_port == y->sin_port &&
+           x->sin_addr.s_addr == y->sin_addr.s_addr;
+  }
+  if (a->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+  }
+  return alen != 0 && alen == blen && memcmp(a, b, alen) == 0;
+}
+
 pier_socket *t_listener(pier_loop *loop, const char *proto,
                         struct sockaddr_storage *addr, size_t *len) {
   return t_listener_backlog(loop, proto, addr, len, 64);
@@ -269,6 +287,84 @@ long t_os_send(pier_os_socket h, const void *buf, size_t len) {
 #else
   return (long)send(h, buf, len, 0);
 #endif
+}
+
+/* How long t_os_read / t_os_write wait for the socket to move. */
+enum { T_OS_IO_MS = 5000 };
+
+#ifdef _WIN32
+/*
+ * ReadFile / WriteFile on a socket that pier opened overlapped and tied to
+ * its loop's completion port (maybe with FILE_SKIP_COMPLETION_PORT_ON_
+ * SUCCESS).  The call must be overlapped too, and its completion must not
+ * reach pier's port, where pier would take our OVERLAPPED for one of its
+ * own: an event with the low-order bit set in hEvent keeps the packet out
+ * of the port, and the event itself says when the call is done.
+ */
+static long os_file_io(pier_os_socket h, void *buf, size_t len, int writing) {
+  OVERLAPPED ov;
+  DWORD n = 0, err = 0;
+  DWORD want = len > 0x40000000u ? 0x40000000u : (DWORD)len;
+  HANDLE ev = CreateEventW(NULL, TRUE, FALSE, NULL);
+  if (!ev) return -1;
+  memset(&ov, 0, sizeof ov);
+  ov.hEvent = (HANDLE)((ULONG_PTR)ev | 1);
+  BOOL ok = writing ? WriteFile((HANDLE)h, buf, want, NULL, &ov)
+                  : ReadFile((HANDLE)h, buf, want, NULL, &ov);
+  if (!ok && GetLastError() != ERROR_IO_PENDING) {
+    err = GetLastError();
+  } else {
+    int late = WaitForSingleObject(ev, T_OS_IO_MS) != WAIT_OBJECT_0;
+    if (late) {
+      /* ov lives on this stack: the call must be over before we return. */
+      CancelIoEx((HANDLE)h, &ov);
+      WaitForSingleObject(ev, INFINITE);
+    }
+    if (!GetOverlappedResult((HANDLE)h, &ov, &n, FALSE))
+      err = late ? WSAETIMEDOUT : GetLastError();
+  }
+  CloseHandle(ev);
+  if (err) {
+    WSASetLastError((int)err);
+    return -1;
+  }
+  return (long)n;
+}
+#else
+/* Wait until h is ready for events (poll); 0 after T_OS_IO_MS. */
+static int os_wait(pier_os_socket h, short events) {
+  struct pollfd p;
+  int rc;
+  p.fd = h;
+  p.events = events;
+  while ((rc = poll(&p, 1, T_OS_IO_MS)) < 0 && errno == EINTR) {
+  }
+  return rc > 0;
+}
+
+/* read() or write() on a maybe non-blocking descriptor, as one blocking
+   call: pier keeps its descriptors O_NONBLOCK. */
+static long os_file_io(pier_os_socket h, void *buf, size_t len, int writing) {
+  for (;;) {
+    ssize_t n = writing ? write(h, buf, len) : read(h, buf, len);
+    if (n >= 0) return (long)n;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    if (!os_wait(h, writing ? POLLOUT : POLLIN)) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+  }
+}
+#endif
+
+long t_os_read(pier_os_socket h, void *buf, size_t len) {
+  return os_file_io(h, buf, len, 0);
+}
+
+long t_os_write(pier_os_socket h, const void *buf, size_t len) {
+  /* The buffer is only read from; the shared helper takes void *. */
+  return os_file_io(h, (void *)(uintptr_t)buf, len, 1);
 }
 
 int t_os_set_rcvtimeo(pier_os_socket h, int ms) {

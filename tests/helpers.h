@@ -40,6 +40,15 @@ Suite *suite_multicast(void);
 Suite *suite_poll(void);
 Suite *suite_alloc(void);
 Suite *suite_threads(void);
+Suite *suite_netevents(void);
+Suite *suite_oshandle(void);
+Suite *suite_share(void);
+
+/*
+ * The child process of the share suite: `pier-tests --child NAME ARGS...`
+ * runs it (tests/main.c, before Check starts) and exits with its result.
+ */
+int t_share_child(int argc, char **argv);
 
 /* Assert a pier call returned 0, printing the code's name otherwise. */
 #define T_OK(expr)                                                        \
@@ -86,6 +95,13 @@ pier_socket *t_listener_backlog(pier_loop *loop, const char *proto,
                                 struct sockaddr_storage *addr, size_t *len,
                                 int backlog);
 
+#define T_SA(p) ((struct sockaddr *)(p))
+
+/* Same address?  IP: family, address and port; other families: the same
+   alen bytes (0: never equal). */
+int t_addr_eq(const struct sockaddr *a, size_t alen, const struct sockaddr *b,
+              size_t blen);
+
 /* Loopback address of the family of proto with port 0 (for bind). */
 void t_loopback(const char *proto, struct sockaddr_storage *addr, size_t *len);
 
@@ -121,6 +137,17 @@ const char *t_os_strerror(int err);
 /* recv() / send() on a plain OS socket: bytes, or -1 and t_os_errno(). */
 long t_os_recv(pier_os_socket h, void *buf, size_t len);
 long t_os_send(pier_os_socket h, const void *buf, size_t len);
+/*
+ * The file calls on a socket handle: read() / write() on POSIX, ReadFile()
+ * / WriteFile() on Windows.  Work on pier's own handles (non-blocking on
+ * POSIX, overlapped and tied to the loop's completion port on Windows) and
+ * behave like one blocking call: they wait, at most 5 s each time nothing
+ * moves, until some bytes are transferred.  Return the bytes (0: end of
+ * stream), or -1 and t_os_errno() (ETIMEDOUT / WSAETIMEDOUT after 5 s).
+ * On Windows the completion never reaches pier's port (see helpers.c).
+ */
+long t_os_read(pier_os_socket h, void *buf, size_t len);
+long t_os_write(pier_os_socket h, const void *buf, size_t len);
 /* Bound a blocking recv() on h to ms (SO_RCVTIMEO); 0 on success. */
 int t_os_set_rcvtimeo(pier_os_socket h, int ms);
 /* SO_LINGER {on, 0}: the next close resets the connection; 0 on success.

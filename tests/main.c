@@ -6,6 +6,7 @@
  *   pier-tests: provider NAME checks N failures F
  * and exits non-zero on any failure.
  *   pier-tests --providers   lists the compiled providers, one per line.
+ *   pier-tests --child NAME ARGS...   the child side of a share test.
  *
  * Where Check cannot fork (Windows), every test runs in this one process
  * and Check's per-test timeouts do not apply.  Then each test's result is
@@ -34,7 +35,8 @@ static const suite_fn suites[] = {
   suite_protocol, suite_socket,   suite_sockopt, suite_accept,
   suite_io,       suite_udp,      suite_stream,  suite_cancel,
   suite_reset,    suite_badinput, suite_blocking, suite_resolve, suite_qos,
-  suite_multicast, suite_poll, suite_threads,
+  suite_multicast, suite_poll, suite_threads, suite_netevents,
+  suite_oshandle, suite_share,
 };
 
 /* --- the no-fork watchdog -------------------------------------------- */
@@ -71,6 +73,9 @@ int main(int argc, char **argv) {
     return 0;
   }
   t_os_init();
+  /* A child process the share suite started (tests/test_share.c). */
+  if (argc > 2 && strcmp(argv[1], "--child") == 0)
+    return t_share_child(argc - 2, argv + 2);
   /* Outside a test: Check's assertions may not be used here. */
   pier_loop *probe = NULL;
   int rc = pier_loop_new(NULL, &probe);

@@ -25,23 +25,6 @@ static int port_of(const struct sockaddr *sa) {
     return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
   return -1;
 }
-
-/* Same family, address and port. */
-static int addr_eq(const struct sockaddr *a, const struct sockaddr *b) {
-  if (a->sa_family != b->sa_family) return 0;
-  if (a->sa_family == AF_INET) {
-    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-    return x->sin_port == y->sin_port &&
-           memcmp(&x->sin_addr, &y->sin_addr, sizeof x->sin_addr) == 0;
-  }
-  if (a->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
-  }
-  return 0;
-}
-
 typedef struct client {
   pier_os_socket h;
   struct sockaddr_storage addr; /* its local address (getsockname) */
@@ -141,7 +124,7 @@ static int recording_cond(pier_accept_info *info, void *ctx) {
                                  ? sizeof(struct sockaddr_in6)
                                  : sizeof(struct sockaddr_in));
     r->local_ok = info->local != NULL &&
-                  addr_eq(info->local, (struct sockaddr *)&cc->laddr);
+                  t_addr_eq(info->local, 0, T_SA(&cc->laddr), 0);
     r->local_family = info->local ? info->local->sa_family : -1;
     r->local_port = info->local ? port_of(info->local) : -1;
     r->caller_data_null = info->caller_data == NULL &&
@@ -213,7 +196,7 @@ static void assert_works_with(pier_loop *loop, pier_socket *listener,
   struct sockaddr_storage peer;
   size_t plen = sizeof peer;
   T_OK(pier_getpeername(acc, &peer, &plen));
-  ck_assert_msg(addr_eq((struct sockaddr *)&peer, (struct sockaddr *)&c->addr),
+  ck_assert_msg(t_addr_eq(T_SA(&peer), 0, T_SA(&c->addr), 0),
                 "getpeername port %d, client port %d",
                 port_of((struct sockaddr *)&peer), c->port);
 
@@ -314,8 +297,8 @@ START_TEST(test_accept_reject_per_caller_port) {
 
   /* everything the condition saw about each caller */
   for (int i = 0; i < 3; i++) {
-    ck_assert_msg(addr_eq((struct sockaddr *)&cc.rec[i].caller,
-                          (struct sockaddr *)&c[i].addr),
+    ck_assert_msg(t_addr_eq(T_SA(&cc.rec[i].caller), 0,
+                            (struct sockaddr *)&c[i].addr, 0),
                   "call %d: caller address differs from client %d", i, i);
     ck_assert_msg(cc.rec[i].caller_len_ok, "call %d: caller_len too short", i);
     ck_assert_msg(cc.rec[i].local_ok,
@@ -458,7 +441,7 @@ START_TEST(test_defer_blocks_queue_until_accept_again) {
     T_OK(pier_getpeername(acc[k], &peer, &plen));
     int match = -1;
     for (int i = 0; i < 3; i++)
-      if (addr_eq((struct sockaddr *)&peer, (struct sockaddr *)&c[i].addr))
+      if (t_addr_eq(T_SA(&peer), 0, T_SA(&c[i].addr), 0))
         match = i;
     ck_assert_msg(match >= 0, "accepted socket %d has unknown peer port %d", k,
                   port_of((struct sockaddr *)&peer));
@@ -553,7 +536,7 @@ START_TEST(test_null_condition_accepts_all) {
     size_t plen = sizeof peer;
     T_OK(pier_getpeername(r[k].accepted, &peer, &plen));
     for (int i = 0; i < 3; i++)
-      if (addr_eq((struct sockaddr *)&peer, (struct sockaddr *)&c[i].addr)) {
+      if (t_addr_eq(T_SA(&peer), 0, T_SA(&c[i].addr), 0)) {
         seen[i]++;
         assert_works_with(loop, l, r[k].accepted, &c[i]);
       }
@@ -600,7 +583,7 @@ START_TEST(test_preposted_accept_count_accepts_every_caller_once) {
     size_t plen = sizeof peer;
     T_OK(pier_getpeername(r[k].accepted, &peer, &plen));
     for (int i = 0; i < N; i++)
-      if (addr_eq((struct sockaddr *)&peer, (struct sockaddr *)&c[i].addr)) {
+      if (t_addr_eq(T_SA(&peer), 0, T_SA(&c[i].addr), 0)) {
         seen[i]++;
         assert_works_with(loop, l, r[k].accepted, &c[i]);
       }

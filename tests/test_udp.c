@@ -25,21 +25,6 @@ static void rec_cb(pier_op *op, int status) {
   r->addrlen = op->addrlen;
 }
 
-static int addr_eq(const struct sockaddr *a, const struct sockaddr *b) {
-  if (a->sa_family != b->sa_family) return 0;
-  if (a->sa_family == AF_INET) {
-    const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-    return x->sin_port == y->sin_port &&
-           x->sin_addr.s_addr == y->sin_addr.s_addr;
-  }
-  if (a->sa_family == AF_INET6) {
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
-  }
-  return 0;
-}
-
 typedef struct udp_end {
   pier_socket *s;
   struct sockaddr_storage addr;
@@ -113,7 +98,7 @@ START_TEST(test_recvfrom_reports_sender_address) {
   ck_assert_uint_eq(r.bytes, sizeof out);
   ck_assert_uint_eq(t_verify(in, sizeof out, 1, 0), (size_t)-1);
   ck_assert_uint_eq(r.addrlen, a.len);
-  ck_assert_msg(addr_eq((struct sockaddr *)&from, (struct sockaddr *)&a.addr),
+  ck_assert_msg(t_addr_eq(T_SA(&from), 0, T_SA(&a.addr), 0),
                 "recvfrom: sender address differs from the sender's "
                 "getsockname (family %d vs %d)", from.ss_family,
                 a.addr.ss_family);
@@ -156,7 +141,7 @@ START_TEST(test_scatter_recvfrom_gather_sendto_3_buffers) {
   ck_assert_uint_eq(t_verify(y, 10, 2, 5), (size_t)-1);
   ck_assert_uint_eq(t_verify(z, 15, 2, 15), (size_t)-1);
   ck_assert_int_eq(r.flags & PIER_MSG_TRUNC, 0);
-  ck_assert(addr_eq((struct sockaddr *)&from, (struct sockaddr *)&a.addr));
+  ck_assert(t_addr_eq(T_SA(&from), 0, T_SA(&a.addr), 0));
   close2(loop, &a, &b);
 }
 END_TEST
@@ -231,8 +216,8 @@ START_TEST(test_two_datagrams_two_completions) {
   ck_assert_uint_eq(r2.bytes, sizeof d2);
   ck_assert_uint_eq(t_verify(i1, sizeof d1, 5, 0), (size_t)-1);
   ck_assert_uint_eq(t_verify(i2, sizeof d2, 6, 0), (size_t)-1);
-  ck_assert(addr_eq((struct sockaddr *)&f1, (struct sockaddr *)&a.addr));
-  ck_assert(addr_eq((struct sockaddr *)&f2, (struct sockaddr *)&a.addr));
+  ck_assert(t_addr_eq(T_SA(&f1), 0, T_SA(&a.addr), 0));
+  ck_assert(t_addr_eq(T_SA(&f2), 0, T_SA(&a.addr), 0));
   close2(loop, &a, &b);
 }
 END_TEST
@@ -261,7 +246,7 @@ START_TEST(test_connected_udp_send_recv) {
   struct sockaddr_storage peer;
   size_t plen = sizeof peer;
   T_OK(pier_getpeername(a.s, &peer, &plen));
-  ck_assert(addr_eq((struct sockaddr *)&peer, (struct sockaddr *)&b.addr));
+  ck_assert(t_addr_eq(T_SA(&peer), 0, T_SA(&b.addr), 0));
 
   for (int dir = 0; dir < 2; dir++) {
     udp_end *from = dir ? &b : &a, *to = dir ? &a : &b;

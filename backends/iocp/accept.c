@@ -16,6 +16,13 @@
  *     waits in a FIFO for an accept op.  A condition given later on such a
  *     listener decides after the fact (REJECT closes with a reset, DEFER
  *     holds the slot at the head), as on POSIX.
+ * A shared copy of a listener (evented.c) always takes WSAAccept: its
+ * AcceptEx calls would take connections even while the application is not
+ * accepting, away from the other process.  And it must not WSAEventSelect:
+ * a registration belongs to the socket, not to the copy (WSADuplicateSocket
+ * documents this), so it would silently cancel the source's.  It polls
+ * instead - a waitable timer kicks it every SHARED_POLL_MS, only while
+ * accepts are waiting.
  */
 #include <string.h>
 
@@ -23,6 +30,7 @@
 
 #define ADDR_SPACE ((DWORD)(sizeof(struct sockaddr_storage) + 16))
 #define RUN_LIMIT 64 /* requests handled per kick before yielding */
+#define SHARED_POLL_MS 10 /* a shared listener's accept poll */
 
 static void reset_close(SOCKET s) {
   struct linger l;
@@ -117,15 +125,24 @@ static void CALLBACK on_accept_event(PVOID ctx, BOOLEAN timed_out) {
   pier__iocp_post_kick((iocp_sock *)ctx);
 }
 
+/* A shared listener's next look, SHARED_POLL_MS from now. */
+static void poll_later(iocp_sock *is) {
+  LARGE_INTEGER due;
+  due.QuadPart = -(LONGLONG)SHARED_POLL_MS * 10000; /* relative, 100 ns */
+  SetWaitableTimer(is->accept_event, &due, 0, NULL, NULL, FALSE);
+}
+
 static int start_wsa(iocp_sock *is) {
-  is->accept_event = CreateEventW(NULL, FALSE, FALSE, NULL);
+  is->accept_event = is->evented ? CreateWaitableTimerW(NULL, FALSE, NULL)
+                                 : CreateEventW(NULL, FALSE, FALSE, NULL);
   if (!is->accept_event) return pier_spi_os_error((int)GetLastError());
-  if (WSAEventSelect(is->sock, is->accept_event, FD_ACCEPT) != 0 ||
+  if ((!is->evented &&
+       WSAEventSelect(is->sock, is->accept_event, FD_ACCEPT) != 0) ||
       !RegisterWaitForSingleObject(&is->accept_wait, is->accept_event,
                                    on_accept_event, is, INFINITE,
                                    WT_EXECUTEINWAITTHREAD)) {
     int err = WSAGetLastError() ? WSAGetLastError() : (int)GetLastError();
-    WSAEventSelect(is->sock, NULL, 0);
+    if (!is->evented) WSAEventSelect(is->sock, NULL, 0);
     CloseHandle(is->accept_event);
     is->accept_event = NULL;
     is->accept_wait = NULL;
@@ -149,7 +166,10 @@ static void run_wsa(iocp_sock *is) {
       continue;
     }
     int err = WSAGetLastError();
-    if (err == WSAEWOULDBLOCK) return;
+    if (err == WSAEWOULDBLOCK) {
+      if (is->evented) poll_later(is);
+      return;
+    }
     if (err == WSATRY_AGAIN) { /* CF_DEFER: Winsock keeps it at the head */
       is->held = 1;
       pier_opq_remove(&is->acceptq, op);
@@ -296,9 +316,11 @@ void pier__iocp_run_accepts(iocp_sock *is) {
 
 int pier__iocp_accept_submit(iocp_sock *is, pier_op *op) {
   if (is->accept_mode == IOCP_ACCEPT_NONE) {
-    int wsa = is->conditional || op->pier__r.cond != NULL;
+    int wsa = is->conditional || op->pier__r.cond != NULL || is->evented;
     int rc = wsa ? start_wsa(is) : start_ex(is);
     if (rc) return rc;
+    if (wsa && pier__iocp_events_sync(is) != 0) /* join its FD_ACCEPT */
+      pier_spi_log(PIER_LOG_WARN, "listener lost its event selection");
     is->accept_mode = wsa ? IOCP_ACCEPT_WSA : IOCP_ACCEPT_EX;
   }
   /* The application accepts again: a held (deferred) request is

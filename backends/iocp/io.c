@@ -98,9 +98,10 @@ static void issue(iocp_sock *is, pier_op *op) {
   DWORD n = (DWORD)(op->pier__r.nbufs - x->skip), bytes = 0;
   unsigned in = op->pier__r.in_flags;
   struct sockaddr *to = (struct sockaddr *)&op->pier__r.addr;
-  int rc;
+  int rc, dir = is_read(op) ? IOCP_DIR_R : IOCP_DIR_W;
   x->in_flight = 1;
   InterlockedIncrement(&is->inflight);
+  pier__iocp_ev_arm(is, dir, &x->h.ov);
   switch (op->pier__r.type) {
   case PIER_OP_RECV:
   case PIER_OP_RECVFROM:
@@ -128,9 +129,8 @@ static void issue(iocp_sock *is, pier_op *op) {
                      (int)op->pier__r.addr_len, &x->h.ov, NULL);
     break;
   }
-  if (rc == 0 && !is->skip_on_success) return; /* a packet will come */
   int err = rc == 0 ? 0 : WSAGetLastError();
-  if (err == WSA_IO_PENDING) return;
+  if (pier__iocp_owed(is, dir, &x->h.ov, rc == 0, err)) return; /* a packet */
   /* Done or failed at once, and no packet will come for it. */
   took_back(is, x);
   pier__iocp_op_done(is, op, bytes, err, x->flags);
@@ -167,10 +167,10 @@ static int start_connect(iocp_sock *is, pier_op *op) {
   x->in_flight = 1;
   is->connecting = 1;
   InterlockedIncrement(&is->inflight);
+  pier__iocp_ev_arm(is, IOCP_DIR_W, &x->h.ov);
   BOOL ok = is->il->connectex(is->sock, a, alen, NULL, 0, NULL, &x->h.ov);
-  if (ok && !is->skip_on_success) return 0;
   int err = ok ? 0 : WSAGetLastError();
-  if (err == ERROR_IO_PENDING) return 0;
+  if (pier__iocp_owed(is, IOCP_DIR_W, &x->h.ov, ok, err)) return 0;
   took_back(is, x);
   pier__iocp_op_done(is, op, 0, err, 0);
   return 0;

@@ -13,7 +13,8 @@
  * Files: provider.c (table, loop, sockets, completion dispatch), io.c
  * (WSARecv/WSASend/WSARecvFrom/WSASendTo, ConnectEx), accept.c (AcceptEx
  * slots and WSAAccept with condition functions), block.c (blocking calls
- * and pier_cancel_blocking).
+ * and pier_cancel_blocking), evented.c (sockets that cannot be tied to the
+ * loop's port: shared copies, whose OVERLAPPEDs signal events instead).
  */
 #ifndef PIER_IOCP_H
 #define PIER_IOCP_H
@@ -77,6 +78,16 @@ typedef struct iocp_loop {
 } iocp_loop;
 
 typedef struct iocp_waiter iocp_waiter;
+typedef struct iocp_netev iocp_netev;
+
+/* One direction of an evented socket (evented.c): its OVERLAPPEDs carry
+   `event`, and a thread-pool wait on it posts them to the loop's port. */
+enum { IOCP_DIR_R = 0, IOCP_DIR_W = 1 }; /* connects count as W */
+typedef struct iocp_evw {
+  iocp_sock *is;
+  HANDLE event, wait;
+  OVERLAPPED *volatile cur; /* the call its next signal completes, or NULL */
+} iocp_evw;
 
 struct iocp_sock {
   pier_socket *s;
@@ -105,6 +116,9 @@ struct iocp_sock {
   HANDLE accept_event, accept_wait;
   LONG kick_posted;
   iocp_waiter *waiters;    /* blocking calls in progress (block_lock) */
+  iocp_netev *ne;          /* pier_event_select state (events.c), or NULL */
+  int evented;             /* not tied to the port: see evented.c */
+  iocp_evw ev[2];          /* IOCP_DIR_R, IOCP_DIR_W when evented */
 };
 
 #define IOCP_MAX_PREPOSTED 256
@@ -144,6 +158,19 @@ int CALLBACK pier__iocp_condition(LPWSABUF caller_id, LPWSABUF caller_data,
                                   LPQOS sqos, LPQOS gqos, LPWSABUF callee_id,
                                   LPWSABUF callee_data, GROUP *g,
                                   DWORD_PTR ctx);
+
+/* evented.c */
+int pier__iocp_ev_open(iocp_sock *is);
+void pier__iocp_ev_close(iocp_sock *is);
+void pier__iocp_ev_arm(iocp_sock *is, int dir, OVERLAPPED *ov);
+int pier__iocp_owed(iocp_sock *is, int dir, OVERLAPPED *ov, int ok, int err);
+
+/* events.c */
+int pier__iocp_select_events(pier_socket *s, unsigned selected,
+                             unsigned enabled);
+int pier__iocp_events_sync(iocp_sock *is);
+void pier__iocp_events_kicked(iocp_sock *is);
+void pier__iocp_events_close(iocp_sock *is);
 
 /* block.c */
 int pier__iocp_execute(pier_socket *s, pier_op *op);

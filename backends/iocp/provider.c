@@ -117,7 +117,10 @@ static int iocp_loop_poll(pier_loop *loop, int timeout_ms) {
       iocp_sock *is = (iocp_sock *)(void *)ent[i].lpOverlapped;
       InterlockedExchange(&is->kick_posted, 0);
       InterlockedDecrement(&is->inflight);
-      if (!is->closing) pier__iocp_run_accepts(is);
+      if (!is->closing) {
+        pier__iocp_events_kicked(is);
+        pier__iocp_run_accepts(is);
+      }
       pier__iocp_maybe_closed(is);
     } else if (ent[i].lpOverlapped) {
       dispatch((iocp_ovl *)ent[i].lpOverlapped,
@@ -151,12 +154,20 @@ int pier__iocp_error(iocp_sock *is, int err) {
 }
 
 /* Tie the socket to the loop's port; skip packets for instant success
-   when the handle is a real file handle (IFS) and completion modes work. */
+   when the handle is a real file handle (IFS) and completion modes work.
+   A copy whose file object is tied to another port already (a shared
+   socket) runs evented instead, and leaves the file's modes alone: they
+   are the source's too. */
 int pier__iocp_associate(iocp_sock *is) {
-  if (!CreateIoCompletionPort((HANDLE)is->sock, is->il->port, IOCP_KEY_SOCKET, 0))
-    return pier_spi_os_error((int)GetLastError());
+  if (!CreateIoCompletionPort((HANDLE)is->sock, is->il->port, IOCP_KEY_SOCKET, 0)) {
+    DWORD e = GetLastError();
+    int rc = e == ERROR_INVALID_PARAMETER ? pier__iocp_ev_open(is)
+                                          : pier_spi_os_error((int)e);
+    if (rc) return rc;
+  }
   u_long nb = 1;
   ioctlsocket(is->sock, FIONBIO, &nb); /* pier's blocking mode is its own */
+  if (is->evented) return 0;
   WSAPROTOCOL_INFOW info;
   int len = sizeof info;
   if (getsockopt(is->sock, SOL_SOCKET, SO_PROTOCOL_INFOW, (char *)&info, &len) == 0 &&
@@ -205,6 +216,7 @@ void pier__iocp_maybe_closed(iocp_sock *is) {
     is->closing = 2;
     pier_spi_free(is->slots);
     is->slots = NULL;
+    pier__iocp_ev_close(is);
     pier_spi_closed(is->s);
   }
 }
@@ -212,6 +224,7 @@ void pier__iocp_maybe_closed(iocp_sock *is) {
 static void iocp_close(pier_socket *s) {
   iocp_sock *is = iocp_sock_of(s);
   is->closing = 1;
+  pier__iocp_events_close(is);
   pier__iocp_accept_close(is);
   pier__iocp_cancel_unissued(is);
   /* Every overlapped call is aborted; each still comes back through the
@@ -373,4 +386,5 @@ const pier_provider pier__provider_iocp = {
   iocp_cancel,
   pier__iocp_execute,
   pier__iocp_cancel_blocking,
+  pier__iocp_select_events,
 };

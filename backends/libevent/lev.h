@@ -8,7 +8,7 @@
  *
  * Files: provider.c (table, loop, socket calls, dispatch), io.c (recv,
  * send, connect attempts), accept.c (conditional accept), block.c
- * (blocking calls and their cancellation).
+ * (blocking calls and their cancellation), events.c (network events).
  */
 #ifndef PIER_LEV_H
 #define PIER_LEV_H
@@ -23,6 +23,7 @@
 #include "pier/spi.h"
 
 typedef struct lev_waiter lev_waiter;
+typedef struct lev_netev lev_netev;
 
 typedef struct lev_loop {
   struct event_base *base;
@@ -51,6 +52,8 @@ typedef struct lev_sock {
   struct sockaddr_storage deferred_addr;
   socklen_t deferred_len;
   lev_waiter *waiters;       /* blocking calls in progress (block_lock) */
+  lev_netev *ne;             /* network event watchers, or NULL */
+  int listening, dgram;
 } lev_sock;
 
 /* Result of one attempt at an operation. */
@@ -71,6 +74,11 @@ int pier__lev_error(lev_sock *ls, int err);
 /* accept.c */
 int pier__lev_try_accept(lev_sock *ls, pier_op *op);
 void pier__lev_drop_deferred(lev_sock *ls);
+
+/* events.c */
+int pier__lev_select_events(pier_socket *s, unsigned selected,
+                            unsigned enabled);
+void pier__lev_events_free(lev_sock *ls);
 
 /* block.c */
 int pier__lev_execute(pier_socket *s, pier_op *op);

@@ -293,10 +293,14 @@ static int lev_open(pier_socket *s, const pier_protocol_info *proto,
   ls->ll = ll;
   ls->fd = fd;
   ls->deferred_fd = -1;
+  ls->dgram = proto->socktype == SOCK_DGRAM;
   if (h >= 0) { /* accepted or adopted: connected if it has a peer */
     struct sockaddr_storage peer;
     socklen_t plen = sizeof peer;
     ls->connected = getpeername(fd, (struct sockaddr *)&peer, &plen) == 0;
+    int on = 0;
+    socklen_t olen = sizeof on;
+    ls->listening = getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) == 0 && on;
   }
   event_assign(&ls->rev, ll->base, fd, EV_READ | EV_PERSIST, on_read, ls);
   event_assign(&ls->wev, ll->base, fd, EV_WRITE | EV_PERSIST, on_write, ls);
@@ -314,6 +318,7 @@ static void lev_close(pier_socket *s) {
   arm(ls, &ls->wev, EV_WRITE, 0, NULL);
   arm(ls, &ls->oobev, EV_TIMEOUT, 0, NULL);
   event_del(&ls->rev); /* also drops an event_active() still queued */
+  pier__lev_events_free(ls);
   pier__lev_drop_deferred(ls);
   close(ls->fd);
   ls->fd = -1;
@@ -327,7 +332,10 @@ static int lev_bind(pier_socket *s, const struct sockaddr *a, size_t len) {
 }
 
 static int lev_listen(pier_socket *s, int backlog) {
-  return os_rc(listen(lev_sock_of(s)->fd, backlog));
+  lev_sock *ls = lev_sock_of(s);
+  int rc = os_rc(listen(ls->fd, backlog));
+  if (rc == 0) ls->listening = 1;
+  return rc;
 }
 
 static int lev_shutdown(pier_socket *s, int how) {
@@ -415,4 +423,5 @@ const pier_provider pier__provider_libevent = {
   lev_cancel,
   pier__lev_execute,
   pier__lev_cancel_blocking,
+  pier__lev_select_events,
 };

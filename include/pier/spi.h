@@ -31,7 +31,7 @@ extern "C" {
 /* 1. the provider table                                               */
 /* ------------------------------------------------------------------ */
 
-#define PIER_SPI_VERSION 1
+#define PIER_SPI_VERSION 2
 
 /* Provider capability flags (pier_provider.caps). */
 enum pier_provider_caps {
@@ -144,6 +144,22 @@ typedef struct pier_provider {
 
   /* cancel_blocking: interrupt execute() calls on s.  Any thread. */
   int (*cancel_blocking)(pier_socket *s);
+
+  /* version 2 ---------------------------------------------------------- */
+
+  /*
+   * select_events: watch s for the network events PIER_EV_READ, WRITE,
+   * OOB, ACCEPT and CLOSE and report each with pier_spi_net_event().
+   * selected is what the application chose (pier_event_select); enabled
+   * the part of it the core wants reported now - an event it has recorded
+   * stays out of enabled until the application re-enables it, and the
+   * core calls again on every change.  A provider whose OS re-enables
+   * events itself (Winsock's WSAEventSelect) may watch `selected` and
+   * report more: the core drops what is not enabled.  CONNECT is the
+   * core's (from the connect's completion).  selected 0: stop and release
+   * what watching used.  NULL (or a version 1 table): PIER_EOPNOTSUPP.
+   */
+  int (*select_events)(pier_socket *s, unsigned selected, unsigned enabled);
 } pier_provider;
 
 /* ------------------------------------------------------------------ */
@@ -182,6 +198,12 @@ int pier_spi_nonblocking(const pier_socket *s);
  * From inside a slot (core lock held).
  */
 void pier_spi_complete(pier_op *op, int status);
+
+/*
+ * pier_spi_net_event - the network event ev (one PIER_EV_* bit) happened
+ * on s with error (0 or PIER_E*).  From inside a slot (core lock held).
+ */
+void pier_spi_net_event(pier_socket *s, unsigned ev, int error);
 
 /* pier_spi_closed - the provider has released the socket (after close). */
 void pier_spi_closed(pier_socket *s);
