@@ -117,7 +117,10 @@ static int serve(pier_loop *loop, pier_run_mode mode) {
       if (mode == PIER_RUN_ONCE) polled = 1;
       continue;
     }
-    poll_role(loop, mode, budget > 0);
+    /* Nothing is ready: a DEFAULT run may wait at once (poll_once still
+       does not wait while work is queued); ONCE must not wait after it
+       has run callbacks. */
+    poll_role(loop, mode, mode != PIER_RUN_DEFAULT && budget > 0);
     polled = 1;
     budget = 0;
   }

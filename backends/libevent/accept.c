@@ -6,7 +6,7 @@
  *   ACCEPT  the descriptor becomes a new pier socket;
  *   REJECT  it is closed with SO_LINGER {1, 0}, so the caller sees a reset,
  *           and the same operation goes on to the next request;
- *   DEFER   it is kept at the head (deferred_fd), the listener is held
+ *   DEFER   it is kept at the head (req->fd), the listener is held
  *           (no accept completes, the read event is disarmed) until the
  *           application calls pier_accept again, which presents it first.
  */
@@ -29,25 +29,33 @@ static void reset_close(int fd) {
 }
 
 void pier__lev_drop_deferred(lev_sock *ls) {
-  if (ls->deferred_fd >= 0) reset_close(ls->deferred_fd);
-  ls->deferred_fd = -1;
+  if (ls->req) {
+    if (ls->req->fd >= 0) reset_close(ls->req->fd);
+    pier_spi_free(ls->req);
+    ls->req = NULL;
+  }
   ls->held = 0;
 }
 
 /* The next request: the deferred one, else one from the kernel.
    LEV_DONE with *fd, LEV_WAIT, or a negative error. */
 static int next_request(lev_sock *ls, int *fd) {
-  if (ls->deferred_fd >= 0) {
-    *fd = ls->deferred_fd;
+  lev_request *r = ls->req;
+  if (!r) {
+    if (!(r = ls->req = pier_spi_malloc(sizeof *r))) return PIER_ENOMEM;
+    r->fd = -1;
+  }
+  if (r->fd >= 0) {
+    *fd = r->fd;
     return LEV_DONE;
   }
   for (;;) {
-    ls->deferred_len = sizeof ls->deferred_addr;
-    struct sockaddr *a = (struct sockaddr *)&ls->deferred_addr;
+    r->len = sizeof r->addr;
+    struct sockaddr *a = (struct sockaddr *)&r->addr;
 #ifdef SOCK_NONBLOCK
-    int nfd = accept4(ls->fd, a, &ls->deferred_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int nfd = accept4(ls->fd, a, &r->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 #else
-    int nfd = accept(ls->fd, a, &ls->deferred_len);
+    int nfd = accept(ls->fd, a, &r->len);
 #endif
     if (nfd >= 0) {
       *fd = nfd;
@@ -67,8 +75,8 @@ static int decide(lev_sock *ls, pier_op *op, int fd) {
   getsockname(fd, (struct sockaddr *)&local, &llen);
   pier_accept_info info;
   memset(&info, 0, sizeof info);
-  info.caller = (const struct sockaddr *)&ls->deferred_addr;
-  info.caller_len = ls->deferred_len;
+  info.caller = (const struct sockaddr *)&ls->req->addr;
+  info.caller_len = ls->req->len;
   info.local = (const struct sockaddr *)&local;
   info.local_len = llen;
   int cf = op->pier__r.cond(&info, op->pier__r.cond_ctx);
@@ -108,15 +116,15 @@ int pier__lev_try_accept(lev_sock *ls, pier_op *op) {
     }
     switch (decide(ls, op, fd)) {
     case PIER_CF_ACCEPT:
-      ls->deferred_fd = -1;
+      ls->req->fd = -1;
       return take(ls, op, fd);
     case PIER_CF_DEFER:
-      ls->deferred_fd = fd;
+      ls->req->fd = fd;
       ls->held = 1;
       op->status = PIER_ETRYAGAIN;
       return LEV_DONE;
     default: /* PIER_CF_REJECT: refuse it and look at the next one */
-      ls->deferred_fd = -1;
+      ls->req->fd = -1;
       reset_close(fd);
       break;
     }

@@ -34,12 +34,22 @@ typedef struct lev_loop {
   pthread_mutex_t block_lock; /* guards every socket's waiter list */
 } lev_loop;
 
+/* A listener's request between accept(2) and the condition's verdict;
+   allocated at its first accept. */
+typedef struct lev_request {
+  int fd;                    /* a deferred request held at the head, or -1 */
+  struct sockaddr_storage addr;
+  socklen_t len;
+} lev_request;
+
 typedef struct lev_sock {
   pier_socket *s;
   lev_loop *ll;
   int fd;
-  struct event rev, wev, oobev;
+  struct event rev, wev;
+  struct event *oobev;       /* urgent-data retry timer, at the first OOB recv */
   unsigned armed;            /* EV_READ / EV_WRITE / EV_TIMEOUT (oob) added */
+  int rready;                /* readable as far as we know: try recv at once */
   pier_opq rq;               /* accept, recv, recvfrom */
   pier_opq oobq;             /* recv with PIER_MSG_OOB */
   pier_opq wq;               /* connect, send, sendto */
@@ -48,9 +58,7 @@ typedef struct lev_sock {
   int connecting;            /* a connect is in progress */
   /* conditional accept: a deferred request held at the head */
   int held;                  /* deferred; wait for the next pier_accept */
-  int deferred_fd;
-  struct sockaddr_storage deferred_addr;
-  socklen_t deferred_len;
+  lev_request *req;          /* listeners only */
   lev_waiter *waiters;       /* blocking calls in progress (block_lock) */
   lev_netev *ne;             /* network event watchers, or NULL */
   int listening, dgram;

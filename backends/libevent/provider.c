@@ -151,13 +151,21 @@ static void arm(lev_sock *ls, struct event *ev, unsigned bit, int want,
   }
 }
 
-/* Watch exactly the directions that have work waiting. */
+/*
+ * Watch the directions that have work waiting.  Reading stays watched
+ * when its queue empties (the next receive usually follows from the
+ * callback, and re-adding costs two epoll_ctl calls a message); on_read
+ * stops watching when readiness finds nothing waiting.  Listeners are
+ * watched strictly (a held one must not be watched at all).
+ */
 static void rearm(lev_sock *ls) {
   static const struct timeval oob_tv = { 0, OOB_RETRY_MS * 1000 };
-  arm(ls, &ls->rev, EV_READ, !pier_opq_empty(&ls->rq) && !ls->held, NULL);
+  int want_r = !pier_opq_empty(&ls->rq) && !ls->held;
+  if (want_r || ls->listening) arm(ls, &ls->rev, EV_READ, want_r, NULL);
   arm(ls, &ls->wev, EV_WRITE, !pier_opq_empty(&ls->wq), NULL);
   /* Urgent data does not make a socket readable: poll for it gently. */
-  arm(ls, &ls->oobev, EV_TIMEOUT, !pier_opq_empty(&ls->oobq), &oob_tv);
+  if (ls->oobev)
+    arm(ls, ls->oobev, EV_TIMEOUT, !pier_opq_empty(&ls->oobq), &oob_tv);
 }
 
 static int attempt(lev_sock *ls, pier_op *op) {
@@ -187,6 +195,11 @@ static void run_queue(lev_sock *ls, pier_opq *q) {
 
 static void on_read(evutil_socket_t fd, short what, void *arg) {
   lev_sock *ls = arg;
+  ls->rready = 1;
+  if (pier_opq_empty(&ls->rq)) { /* nobody waits for it: stop watching */
+    arm(ls, &ls->rev, EV_READ, 0, NULL);
+    return;
+  }
   run_queue(ls, &ls->rq);
   rearm(ls);
 }
@@ -208,6 +221,15 @@ static void on_oob(evutil_socket_t fd, short what, void *arg) {
 /* 3. operations                                                       */
 /* ------------------------------------------------------------------ */
 
+static void on_oob(evutil_socket_t fd, short what, void *arg);
+
+/* The urgent-data retry timer, made at the first OOB receive. */
+static struct event *oob_timer(lev_sock *ls) {
+  struct event *ev = pier_spi_malloc(sizeof *ev);
+  if (ev) evtimer_assign(ev, ls->ll->base, on_oob, ls);
+  return ev;
+}
+
 static int lev_submit(pier_socket *s, pier_op *op) {
   lev_sock *ls = lev_sock_of(s);
   pier_opq *q = queue_of(ls, op);
@@ -226,11 +248,15 @@ static int lev_submit(pier_socket *s, pier_op *op) {
        inside pier_accept itself. */
     ls->held = 0;
     pier_opq_push(q, op);
-    if (ls->deferred_fd >= 0) event_active(&ls->rev, EV_READ, 1);
+    if (ls->req && ls->req->fd >= 0) event_active(&ls->rev, EV_READ, 1);
     break;
   default:
-    /* Try at once when nothing is ahead of it (the common fast path). */
-    if (pier_opq_empty(q) && q != &ls->oobq && attempt(ls, op) == LEV_DONE) {
+    /* Try at once when nothing is ahead of it (the common fast path) -
+       a receive only while the socket may still hold data. */
+    if (q == &ls->oobq && !ls->oobev && !(ls->oobev = oob_timer(ls)))
+      return PIER_ENOMEM;
+    if (pier_opq_empty(q) && q != &ls->oobq && (q != &ls->rq || ls->rready) &&
+        attempt(ls, op) == LEV_DONE) {
       pier_spi_complete(op, op->status);
       return 0;
     }
@@ -292,7 +318,7 @@ static int lev_open(pier_socket *s, const pier_protocol_info *proto,
   ls->s = s;
   ls->ll = ll;
   ls->fd = fd;
-  ls->deferred_fd = -1;
+  ls->rready = 1;
   ls->dgram = proto->socktype == SOCK_DGRAM;
   if (h >= 0) { /* accepted or adopted: connected if it has a peer */
     struct sockaddr_storage peer;
@@ -304,7 +330,6 @@ static int lev_open(pier_socket *s, const pier_protocol_info *proto,
   }
   event_assign(&ls->rev, ll->base, fd, EV_READ | EV_PERSIST, on_read, ls);
   event_assign(&ls->wev, ll->base, fd, EV_WRITE | EV_PERSIST, on_write, ls);
-  evtimer_assign(&ls->oobev, ll->base, on_oob, ls);
   pier_spi_set_handle(s, fd);
   return 0;
 }
@@ -316,7 +341,11 @@ static void lev_close(pier_socket *s) {
   cancel_all(&ls->wq);
   arm(ls, &ls->rev, EV_READ, 0, NULL);
   arm(ls, &ls->wev, EV_WRITE, 0, NULL);
-  arm(ls, &ls->oobev, EV_TIMEOUT, 0, NULL);
+  if (ls->oobev) {
+    arm(ls, ls->oobev, EV_TIMEOUT, 0, NULL);
+    pier_spi_free(ls->oobev);
+    ls->oobev = NULL;
+  }
   event_del(&ls->rev); /* also drops an event_active() still queued */
   pier__lev_events_free(ls);
   pier__lev_drop_deferred(ls);
