@@ -770,10 +770,16 @@ typedef void (*pier_event_cb)(pier_socket *s, unsigned events);
  * Each event is recorded once and then not again until re-enabled, as in
  * Winsock: READ by a receive (pier_recv / pier_recvfrom), OOB by a
  * receive with PIER_MSG_OOB, ACCEPT by pier_accept, WRITE by a send that
- * returned PIER_EWOULDBLOCK; CONNECT (when a connect finishes, with its
- * status) and CLOSE (once the data before it has been read; 0 for an
+ * returned PIER_EWOULDBLOCK; CONNECT (when a connect started with a
+ * callback, or a blocking one, finishes, with its status - a connect
+ * that returned PIER_EWOULDBLOCK on a non-blocking socket is not
+ * reported) and CLOSE (once the data before it has been read; 0 for an
  * orderly close, PIER_ECONNRESET for a reset) are recorded once.  WRITE is
  * also recorded when a connect succeeds.
+ *
+ * A socket accepted on s takes s's selection and callback (as Winsock's
+ * accepted sockets take the listener's WSAEventSelect), with WRITE
+ * recorded once it can send; select again on it to change that.
  *
  * cb runs from pier_loop_run() like a completion of s, never concurrently
  * with s's other callbacks, and not after pier_close(s).  Returns 0,

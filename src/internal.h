@@ -180,6 +180,8 @@ void pier__netev_reenable(pier_socket *s, unsigned ev);
 /* A connect on s finished with status. */
 void pier__netev_connected(pier_socket *s, int status);
 void pier__netev_free(pier_socket *s);
+/* An accepted socket takes its listener's selection, as in Winsock. */
+void pier__netev_inherit(pier_socket *listener, pier_socket *s);
 
 /* Allocate a socket object (and its provider state) and call open(). */
 int pier__socket_create(pier_loop *loop, const pier_provider *prov,

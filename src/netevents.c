@@ -119,6 +119,23 @@ void pier__netev_connected(pier_socket *s, int status) {
   if (status == 0) record(s, PIER_EV_WRITE, 0);
 }
 
+void pier__netev_inherit(pier_socket *listener, pier_socket *s) {
+  struct pier__netev *ln = listener->netev;
+  pier_select_fn fn = slot(s);
+  if (!ln || !ln->selected || !fn) return;
+  struct pier__netev *ne = pier__calloc(1, sizeof *ne);
+  if (!ne) {
+    pier_spi_log(PIER_LOG_WARN, "accepted socket: no memory for its events");
+    return;
+  }
+  ne->selected = ne->enabled = ln->selected;
+  ne->cb = ln->cb;
+  pier__store(&s->netev, ne);
+  int rc = fn(s, ne->selected & PROVIDER_EVENTS, ne->enabled & PROVIDER_EVENTS);
+  if (rc) pier_spi_log(PIER_LOG_WARN, "accepted socket events: %s",
+                       pier_strerror(rc));
+}
+
 void pier__netev_free(pier_socket *s) {
   pier__free(s->netev);
   s->netev = NULL;

@@ -95,7 +95,10 @@ static void reenable_events(pier_socket *s, const pier_op *op) {
 static void outcome_events(pier_socket *s, const pier_op *op, int status) {
   if (!s->netev) return;
   int type = op->pier__r.type;
-  if (type == PIER_OP_CONNECT && status != PIER_ECANCELED)
+  /* A non-blocking connect that "would block" goes on in the background,
+     where no operation reports its end: it records no CONNECT. */
+  if (type == PIER_OP_CONNECT && status != PIER_ECANCELED &&
+      status != PIER_EWOULDBLOCK)
     pier__netev_connected(s, status);
   if ((type == PIER_OP_SEND || type == PIER_OP_SENDTO) &&
       status == PIER_EWOULDBLOCK)

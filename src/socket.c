@@ -114,8 +114,14 @@ int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,
 
 int pier_spi_accepted(pier_socket *l, pier_os_socket h, pier_socket **out) {
   unsigned flags = (PIER__SFLAGS(l) & PIER__S_NONBLOCK) ? PIER_SOCK_NONBLOCK : 0;
+  /* Also called by blocking accepts, outside any slot: take the lock. */
+  pier__lock(l->loop);
   int rc = pier__socket_create(l->loop, l->prov, l->proto, h, flags, out);
-  if (rc == 0) pier__qos_inherit(l, *out);
+  if (rc == 0) {
+    pier__qos_inherit(l, *out);
+    pier__netev_inherit(l, *out);
+  }
+  pier__unlock(l->loop);
   return rc;
 }
 

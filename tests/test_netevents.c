@@ -373,6 +373,35 @@ START_TEST(udp_read) {
 }
 END_TEST
 
+/* An accepted socket takes its listener's selection (Winsock's rule). */
+START_TEST(accepted_socket_inherits_selection) {
+  pier_loop *loop = t_loop_new();
+  struct sockaddr_storage addr;
+  size_t alen;
+  pier_socket *l = t_listener(loop, "tcp4", &addr, &alen);
+  watch w;
+  select_on(l, &w, PIER_EV_ACCEPT | PIER_EV_READ | PIER_EV_WRITE);
+  pier_os_socket h = t_os_connect(&addr, alen);
+  wait_events(loop, l, PIER_EV_ACCEPT);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_OK(pier_accept(l, &op, NULL, NULL, NULL));
+  pier_socket *s = op.accepted;
+  watch ws;
+  memset(&ws, 0, sizeof ws);
+  pier_socket_set_data(s, &ws); /* the inherited callback finds this */
+  wait_events(loop, s, PIER_EV_WRITE);    /* it can send */
+  char out[8] = "inherit";
+  ck_assert_int_eq(t_os_send(h, out, sizeof out), (long)sizeof out);
+  wait_events(loop, s, PIER_EV_READ);
+  ck_assert_int_ge(ws.calls, 1);
+  t_os_close(h);
+  T_OK(pier_close(s, NULL));
+  T_OK(pier_close(l, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
 /* Replacing, stopping, bad input, and no callback after close. */
 START_TEST(select_rules_and_bad_input) {
   pier_loop *loop = t_loop_new();
@@ -426,6 +455,7 @@ Suite *suite_netevents(void) {
   tcase_add_test(tc, close_after_reset_says_so);
   tcase_add_test(tc, oob_again_only_after_an_oob_receive);
   tcase_add_test(tc, udp_read);
+  tcase_add_test(tc, accepted_socket_inherits_selection);
   tcase_add_test(tc, select_rules_and_bad_input);
   suite_add_tcase(s, tc);
   return s;

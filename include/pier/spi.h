@@ -211,8 +211,10 @@ void pier_spi_closed(pier_socket *s);
 /*
  * pier_spi_accepted - wrap an OS socket the provider accepted on listener
  * into a new pier socket with the listener's loop, provider, protocol and
- * mode (open() is called with the handle).  On failure the handle is
- * still the provider's to close.
+ * mode (open() is called with the handle); it also takes the listener's
+ * QoS and network-event selection.  Callable from a slot and from execute
+ * (it takes the core lock itself).  On failure the handle is still the
+ * provider's to close.
  */
 int pier_spi_accepted(pier_socket *listener, pier_os_socket h,
                       pier_socket **out);

@@ -1,0 +1,363 @@
+/*
+ * examples/simple.c - the "simple" server of the Winsock samples: blocking
+ * calls, one thread per client.
+ *
+ * What it shows
+ *   - Blocking calls: every pier operation started with cb == NULL blocks
+ *     until it is done and returns its status, exactly like Winsock's
+ *     accept/recv/send on a blocking socket.  No callback, and no loop has
+ *     to be running for them.
+ *   - Thread per client: the main thread blocks in pier_accept; each
+ *     accepted connection gets a thread of its own that echoes what it
+ *     receives until the client shuts down its side.
+ *   - The loop is created with several threads (pier_loop_options.threads)
+ *     only so that every pier call may be made from any thread (see
+ *     pier_loop_new in pier.h); it is run once, at the end, to let the close
+ *     callbacks of the sockets run before pier_loop_free.
+ *
+ * How to run it
+ *   simple [-p port] [-n clients]   serve on 127.0.0.1:port (default 5001),
+ *                                   stop after that many clients (default:
+ *                                   never); try it with simplec
+ *   simple --selftest               serve 3 clients on a free port; a client
+ *                                   thread in this process connects 3 times
+ *                                   and checks every echoed byte
+ *   PIER_BACKEND=name picks the provider (pier_providers lists them).
+ *
+ * Expected output of --selftest (ports vary):
+ *   simple: pier 0.1.0 on provider libevent, listening on 127.0.0.1:40127
+ *   simple: client 1 from 127.0.0.1:51234, serving it in a thread
+ *   ...
+ *   simple: client 2 done, 3 messages 108 bytes echoed
+ *   ...
+ *   simple: selftest ok
+ * and exit status 0 (1 on any failure, with pier_strerror's text).
+ *
+ * Build in the tree (make examples/simple) or against an installed pier:
+ *   cc simple.c $(pkg-config --cflags --libs pier) -lpthread -o simple
+ */
+#include <pier.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* threads: pthreads on POSIX, the Win32 API on Windows                */
+/* ------------------------------------------------------------------ */
+#ifdef _WIN32
+#  include <windows.h>
+typedef HANDLE thread_t;
+#  define THREAD_FN(name) static DWORD WINAPI name(LPVOID arg)
+#  define THREAD_RETURN return 0
+static int thread_start(thread_t *t, LPTHREAD_START_ROUTINE fn, void *arg) {
+  *t = CreateThread(NULL, 0, fn, arg, 0, NULL);
+  return *t != NULL ? 0 : -1;
+}
+static void thread_join(thread_t t) {
+  WaitForSingleObject(t, INFINITE);
+  CloseHandle(t);
+}
+static void sleep_ms(unsigned ms) { Sleep(ms); }
+#else
+#  include <pthread.h>
+#  include <time.h>
+typedef pthread_t thread_t;
+#  define THREAD_FN(name) static void *name(void *arg)
+#  define THREAD_RETURN return NULL
+static int thread_start(thread_t *t, void *(*fn)(void *), void *arg) {
+  return pthread_create(t, NULL, fn, arg) == 0 ? 0 : -1;
+}
+static void thread_join(thread_t t) { pthread_join(t, NULL); }
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+#endif
+
+#define MAX_CLIENTS 64
+#define SELFTEST_CLIENTS 3
+#define SELFTEST_ROUNDS 3
+#define WATCHDOG_MS 20000 /* the selftest must be done by then */
+
+/* One accepted client and the thread that serves it. */
+struct client {
+  int id;
+  pier_socket *sock;
+  thread_t thread;
+  size_t messages, bytes; /* what it echoed */
+  int rc;                 /* 0, or the first error */
+};
+
+static struct sockaddr_in loopback(unsigned port) {
+  struct sockaddr_in sin;
+  memset(&sin, 0, sizeof sin);
+  sin.sin_family = AF_INET;
+  sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sin.sin_port = htons((unsigned short)port);
+  return sin;
+}
+
+/* "a.b.c.d:port" of an IPv4 address, into buf. */
+static const char *addr_text(const struct sockaddr_storage *ss, char *buf,
+                             size_t cap) {
+  const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+  const unsigned char *a = (const unsigned char *)&sin->sin_addr;
+  snprintf(buf, cap, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3],
+           ntohs(sin->sin_port));
+  return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* the server: one thread per client, blocking recv and send           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Echo until the client shuts down its side.  A blocking pier_recv returns
+ * 0 with op.bytes > 0 for data, 0 with op.bytes == 0 at the end of the
+ * stream, or a negative PIER_E* code.  A blocking pier_send returns once
+ * every byte has been accepted by the transport: no partial sends to loop
+ * over.
+ */
+THREAD_FN(serve_client) {
+  struct client *c = arg;
+  char buf[4096];
+  for (;;) {
+    pier_op op = {0};
+    pier_buf in = pier_buf_init(buf, sizeof buf);
+    int rc = pier_recv(c->sock, &op, &in, 1, 0, NULL);
+    if (rc != 0) {
+      fprintf(stderr, "simple: client %d: pier_recv: %s\n", c->id,
+              pier_strerror(rc));
+      c->rc = rc;
+      break;
+    }
+    if (op.bytes == 0) break; /* end of stream: the client is done */
+    pier_buf out = pier_buf_init(buf, op.bytes);
+    rc = pier_send(c->sock, &op, &out, 1, 0, NULL);
+    if (rc != 0) {
+      fprintf(stderr, "simple: client %d: pier_send: %s\n", c->id,
+              pier_strerror(rc));
+      c->rc = rc;
+      break;
+    }
+    c->messages++;
+    c->bytes += op.bytes;
+  }
+  printf("simple: client %d done, %zu messages %zu bytes echoed\n", c->id,
+         c->messages, c->bytes);
+  /* Asynchronous close: the socket is freed when the loop runs its close
+     callback (here, in main, before pier_loop_free). */
+  int rc = pier_close(c->sock, NULL);
+  if (rc != 0) {
+    fprintf(stderr, "simple: pier_close: %s\n", pier_strerror(rc));
+    if (c->rc == 0) c->rc = rc;
+  }
+  THREAD_RETURN;
+}
+
+/* Accept up to max clients (0: no limit) and serve each in a thread. */
+static int serve(pier_socket *listener, int max, struct client *clients) {
+  int n = 0, rc = 0;
+  while (max == 0 || n < max) {
+    if (n == MAX_CLIENTS) {
+      fprintf(stderr, "simple: %d clients served, stopping\n", n);
+      break;
+    }
+    /* The blocking accept; the condition function is NULL: accept all. */
+    pier_op op = {0};
+    rc = pier_accept(listener, &op, NULL, NULL, NULL);
+    if (rc != 0) {
+      fprintf(stderr, "simple: pier_accept: %s\n", pier_strerror(rc));
+      break;
+    }
+    struct client *c = &clients[n];
+    c->id = n + 1;
+    c->sock = op.accepted; /* ours now: serve_client closes it */
+    struct sockaddr_storage peer;
+    size_t len = sizeof peer;
+    char text[64] = "?";
+    if ((rc = pier_getpeername(c->sock, &peer, &len)) == 0)
+      addr_text(&peer, text, sizeof text);
+    printf("simple: client %d from %s, serving it in a thread\n", c->id, text);
+    if (thread_start(&c->thread, serve_client, c) != 0) {
+      fprintf(stderr, "simple: cannot start a thread\n");
+      pier_close(c->sock, NULL);
+      rc = PIER_ENOMEM;
+      break;
+    }
+    n++;
+  }
+  /* Wait for every client's thread. */
+  for (int i = 0; i < n; i++) {
+    thread_join(clients[i].thread);
+    if (clients[i].rc != 0 && rc == 0) rc = clients[i].rc;
+  }
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* the selftest's client thread                                        */
+/* ------------------------------------------------------------------ */
+
+struct selftest {
+  pier_loop *loop;
+  struct sockaddr_in server;
+  int rc;
+};
+
+/* Send one message and read its echo back whole (PIER_MSG_WAITALL). */
+static int echo_once(pier_socket *s, const char *msg, size_t len) {
+  char back[256];
+  pier_op op = {0};
+  pier_buf out = pier_buf_init((void *)msg, len);
+  int rc = pier_send(s, &op, &out, 1, 0, NULL);
+  if (rc != 0) return rc;
+  pier_buf in = pier_buf_init(back, len);
+  if ((rc = pier_recv(s, &op, &in, 1, PIER_MSG_WAITALL, NULL)) != 0) return rc;
+  if (op.bytes != len || memcmp(back, msg, len) != 0) return PIER_EPROTO;
+  return 0;
+}
+
+/*
+ * Connect all clients first, then talk to them in turn: the server has
+ * them all open at once, each in its own thread.
+ */
+THREAD_FN(selftest_client) {
+  struct selftest *t = arg;
+  pier_socket *s[SELFTEST_CLIENTS] = {0};
+  int rc = 0, i, r;
+  for (i = 0; i < SELFTEST_CLIENTS && rc == 0; i++) {
+    pier_op op = {0};
+    rc = pier_socket_open(t->loop, pier_protocol_find("tcp4"), 0, &s[i]);
+    if (rc == 0)
+      rc = pier_connect(s[i], &op, (struct sockaddr *)&t->server,
+                        sizeof t->server, NULL, NULL, NULL);
+    if (rc != 0)
+      fprintf(stderr, "selftest: client %d: connect: %s\n", i + 1,
+              pier_strerror(rc));
+  }
+  for (r = 0; r < SELFTEST_ROUNDS && rc == 0; r++) {
+    for (i = SELFTEST_CLIENTS - 1; i >= 0 && rc == 0; i--) {
+      char msg[64];
+      int len = snprintf(msg, sizeof msg, "round %d for client %d, hello", r,
+                         i + 1);
+      if ((rc = echo_once(s[i], msg, (size_t)len)) != 0)
+        fprintf(stderr, "selftest: client %d: echo: %s\n", i + 1,
+                pier_strerror(rc));
+    }
+  }
+  /* Shut down our side (the server's recv sees the end of the stream),
+     then close. */
+  for (i = 0; i < SELFTEST_CLIENTS; i++) {
+    if (s[i] == NULL) continue;
+    int src = pier_shutdown(s[i], PIER_SHUT_WR);
+    if (src != 0 && rc == 0) rc = src;
+    src = pier_close(s[i], NULL);
+    if (src != 0 && rc == 0) rc = src;
+  }
+  t->rc = rc;
+  THREAD_RETURN;
+}
+
+/* A hung selftest fails instead of blocking CI. */
+THREAD_FN(watchdog) {
+  (void)arg;
+  sleep_ms(WATCHDOG_MS);
+  fprintf(stderr, "simple: selftest did not finish in %d ms\n", WATCHDOG_MS);
+  exit(1);
+  THREAD_RETURN;
+}
+
+/* ------------------------------------------------------------------ */
+/* main                                                                */
+/* ------------------------------------------------------------------ */
+
+static void usage(void) {
+  fprintf(stderr, "usage: simple [-p port] [-n clients] | simple --selftest\n");
+  exit(2);
+}
+
+int main(int argc, char **argv) {
+  static struct client clients[MAX_CLIENTS];
+  static struct selftest st;
+  unsigned port = 5001;
+  int max = 0, selftest = 0, rc, i;
+  for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--selftest") == 0) selftest = 1;
+    else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) max = atoi(argv[++i]);
+    else usage();
+  }
+  if (selftest) {
+    port = 0;
+    max = SELFTEST_CLIENTS;
+  }
+  setvbuf(stdout, NULL, _IOLBF, 0);
+
+  /* A loop served by several threads: then every pier call may be made
+     from any thread, which is what thread-per-client needs. */
+  pier_loop_options opts = {sizeof opts, NULL, 0, 4};
+  pier_loop *loop;
+  if ((rc = pier_loop_new(&opts, &loop)) != 0) {
+    fprintf(stderr, "simple: pier_loop_new: %s\n", pier_strerror(rc));
+    return 1;
+  }
+
+  /* The listener: tcp4 on 127.0.0.1:port. */
+  pier_socket *listener = NULL;
+  struct sockaddr_in addr = loopback(port);
+  rc = pier_socket_open(loop, pier_protocol_find("tcp4"), 0, &listener);
+  if (rc == 0 && !selftest) rc = pier_setsockopt(listener, PIER_SO_REUSEADDR, 1);
+  if (rc == 0) rc = pier_bind(listener, (struct sockaddr *)&addr, sizeof addr);
+  if (rc == 0) rc = pier_listen(listener, 0);
+  struct sockaddr_storage ss;
+  size_t len = sizeof ss;
+  if (rc == 0) rc = pier_getsockname(listener, &ss, &len);
+  if (rc != 0) {
+    fprintf(stderr, "simple: listener: %s\n", pier_strerror(rc));
+  } else {
+    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    printf("simple: pier %s on provider %s, listening on 127.0.0.1:%u\n",
+           pier_version_string(), pier_loop_backend(loop), port);
+  }
+
+  thread_t client, dog;
+  int client_started = 0;
+  if (rc == 0 && selftest) {
+    st.loop = loop;
+    st.server = loopback(port);
+    if (thread_start(&dog, watchdog, NULL) != 0 ||
+        thread_start(&client, selftest_client, &st) != 0) {
+      fprintf(stderr, "simple: cannot start a thread\n");
+      rc = PIER_ENOMEM;
+    } else {
+      client_started = 1;
+    }
+  }
+
+  if (rc == 0) rc = serve(listener, max, clients);
+  if (client_started) {
+    thread_join(client);
+    if (st.rc != 0 && rc == 0) rc = st.rc;
+  }
+
+  /* Close the listener, then run the loop: it returns once every close
+     callback has run, and then the loop can be freed. */
+  if (listener != NULL) {
+    int crc = pier_close(listener, NULL);
+    if (crc != 0) fprintf(stderr, "simple: pier_close: %s\n", pier_strerror(crc));
+  }
+  int run = pier_loop_run(loop, PIER_RUN_DEFAULT);
+  if (run < 0) {
+    fprintf(stderr, "simple: pier_loop_run: %s\n", pier_strerror(run));
+    if (rc == 0) rc = run;
+  }
+  int frc = pier_loop_free(loop);
+  if (frc != 0) {
+    fprintf(stderr, "simple: pier_loop_free: %s\n", pier_strerror(frc));
+    if (rc == 0) rc = frc;
+  }
+  if (selftest) printf("simple: selftest %s\n", rc == 0 ? "ok" : "FAILED");
+  return rc == 0 ? 0 : 1;
+}
