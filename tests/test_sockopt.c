@@ -71,10 +71,19 @@ END_TEST
  * set_get where the OS has the option (t_os_has_option); where it lacks
  * it, pier answers PIER_ENOPROTOOPT and changes nothing (pier.h).
  */
+/* The iocp provider sets the keep-alive timings with SIO_KEEPALIVE_VALS
+   where Winsock lacks the options (backends/iocp/keepalive.c). */
+static int provider_emulates(pier_socket *s, int opt) {
+  const char *b = pier_loop_backend(pier_socket_loop(s));
+  return strcmp(b, "iocp") == 0 &&
+         (opt == PIER_SO_KEEPIDLE || opt == PIER_SO_KEEPINTVL);
+}
+
 static void set_get_if_os_has(pier_socket *s, int opt, const int *values,
                               int n) {
   const pier_protocol_info *p = pier_socket_protocol(s);
-  if (t_os_has_option(p->family, p->socktype, opt)) {
+  if (t_os_has_option(p->family, p->socktype, opt) ||
+      provider_emulates(s, opt)) {
     set_get(s, opt, values, n);
     return;
   }
@@ -83,6 +92,26 @@ static void set_get_if_os_has(pier_socket *s, int opt, const int *values,
                 "%s: option %d, which the OS lacks, set: %s (want "
                 "ENOPROTOOPT)", p->name, opt, pier_err_name(rc));
 }
+
+/* Timings set before keep-alive is switched on hold once it is. */
+START_TEST(keepalive_timings_before_keepalive_on) {
+  fixture f;
+  fx_open(&f, "tcp4");
+  const pier_protocol_info *p = pier_socket_protocol(f.s);
+  if (t_os_has_option(p->family, p->socktype, PIER_SO_KEEPIDLE) ||
+      provider_emulates(f.s, PIER_SO_KEEPIDLE)) {
+    int v = 0;
+    T_OK(pier_setsockopt(f.s, PIER_SO_KEEPALIVE, 0));
+    T_OK(pier_setsockopt(f.s, PIER_SO_KEEPIDLE, 45));
+    T_OK(pier_setsockopt(f.s, PIER_SO_KEEPALIVE, 1));
+    T_OK(pier_getsockopt(f.s, PIER_SO_KEEPIDLE, &v));
+    ck_assert_int_eq(v, 45);
+    T_OK(pier_getsockopt(f.s, PIER_SO_KEEPALIVE, &v));
+    ck_assert_int_eq(v, 1);
+  }
+  fx_close(&f);
+}
+END_TEST
 
 START_TEST(keepalive_timing_options_round_trip) {
   static const int idle[] = {30, 120}, intvl[] = {5, 17}, cnt[] = {4, 9};
@@ -353,6 +382,7 @@ Suite *suite_sockopt(void) {
   TCase *tc = tcase_create("roundtrip");
   tcase_add_loop_test(tc, boolean_option_set_then_get_round_trips, 0, NBOOL);
   tcase_add_test(tc, keepalive_timing_options_round_trip);
+  tcase_add_test(tc, keepalive_timings_before_keepalive_on);
   tcase_add_test(tc, buffer_sizes_are_at_least_what_was_asked);
   tcase_add_test(tc, linger_seconds_then_off);
   tcase_add_test(tc, reuseport_round_trips_where_the_os_has_it);

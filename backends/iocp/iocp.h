@@ -117,6 +117,7 @@ struct iocp_sock {
   LONG kick_posted;
   iocp_waiter *waiters;    /* blocking calls in progress (block_lock) */
   iocp_netev *ne;          /* pier_event_select state (events.c), or NULL */
+  int ka_idle, ka_intvl;   /* keep-alive timings set through keepalive.c (s) */
   int evented;             /* not tied to the port: see evented.c */
   iocp_evw ev[2];          /* IOCP_DIR_R, IOCP_DIR_W when evented */
 };
@@ -171,6 +172,14 @@ int pier__iocp_select_events(pier_socket *s, unsigned selected,
 int pier__iocp_events_sync(iocp_sock *is);
 void pier__iocp_events_kicked(iocp_sock *is);
 void pier__iocp_events_close(iocp_sock *is);
+
+/* keepalive.c - each returns 1 if it handled the option */
+int pier__iocp_keepalive_set(iocp_sock *is, int level, int name,
+                             const void *val, size_t len, int *rc);
+int pier__iocp_keepalive_get(iocp_sock *is, int level, int name, void *val,
+                             size_t *len);
+void pier__iocp_keepalive_switched(iocp_sock *is, int level, int name,
+                                   const void *val);
 
 /* block.c */
 int pier__iocp_execute(pier_socket *s, pier_op *op);

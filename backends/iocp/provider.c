@@ -288,10 +288,14 @@ static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
     return 0;
   }
   if (level == PIER_SOL_PROVIDER) return PIER_ENOPROTOOPT;
+  iocp_sock *is = iocp_sock_of(s);
   int l = (int)*len;
-  int rc = getsockopt(iocp_sock_of(s)->sock, level, name, (char *)val, &l);
+  int rc = ws_rc(getsockopt(is->sock, level, name, (char *)val, &l));
   if (rc == 0) *len = (size_t)l;
-  return ws_rc(rc);
+  else if (rc == PIER_ENOPROTOOPT &&
+           pier__iocp_keepalive_get(is, level, name, val, len))
+    rc = 0; /* a timing Winsock lacks: what keepalive.c keeps */
+  return rc;
 }
 
 static int iocp_setsockopt(pier_socket *s, int level, int name, const void *val,
@@ -306,8 +310,13 @@ static int iocp_setsockopt(pier_socket *s, int level, int name, const void *val,
     *o = *(const int *)val;
     return 0;
   }
-  return ws_rc(setsockopt(iocp_sock_of(s)->sock, level, name, (const char *)val,
-                          (int)len));
+  iocp_sock *is = iocp_sock_of(s);
+  int rc = ws_rc(setsockopt(is->sock, level, name, (const char *)val, (int)len));
+  if (rc == PIER_ENOPROTOOPT) /* keep-alive timings Winsock lacks */
+    pier__iocp_keepalive_set(is, level, name, val, len, &rc);
+  else if (rc == 0 && len == sizeof(int))
+    pier__iocp_keepalive_switched(is, level, name, val);
+  return rc;
 }
 
 static int iocp_ioctl(pier_socket *s, int cmd, void *arg) {
