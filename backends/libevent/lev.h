@@ -46,9 +46,9 @@ typedef struct lev_sock {
   pier_socket *s;
   lev_loop *ll;
   int fd;
-  struct event rev, wev;
+  struct event ev;           /* one event for both directions (armed) */
   struct event *oobev;       /* urgent-data retry timer, at the first OOB recv */
-  unsigned armed;            /* EV_READ / EV_WRITE / EV_TIMEOUT (oob) added */
+  unsigned armed;            /* EV_READ / EV_WRITE watched, EV_TIMEOUT (oob) */
   int rready;                /* readable as far as we know: try recv at once */
   pier_opq rq;               /* accept, recv, recvfrom */
   pier_opq oobq;             /* recv with PIER_MSG_OOB */

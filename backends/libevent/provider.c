@@ -151,6 +151,28 @@ static void arm(lev_sock *ls, struct event *ev, unsigned bit, int want,
   }
 }
 
+static void on_io(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * The socket's one event watches the directions in ls->armed; a change
+ * re-assigns it (one struct event per socket instead of two: 128 bytes).
+ * It is deleted first whenever it was added, and never re-assigned while
+ * an event_active() of it may be queued (lev_submit activates it after
+ * arming).
+ */
+static void arm_io(lev_sock *ls, unsigned bit, int want) {
+  unsigned cur = ls->armed & (EV_READ | EV_WRITE);
+  unsigned next = want ? (cur | bit) : (cur & ~bit);
+  if (next == cur) return;
+  if (cur) event_del(&ls->ev);
+  if (next) {
+    event_assign(&ls->ev, ls->ll->base, ls->fd, (short)(next | EV_PERSIST),
+                 on_io, ls);
+    event_add(&ls->ev, NULL);
+  }
+  ls->armed = (ls->armed & ~(unsigned)(EV_READ | EV_WRITE)) | next;
+}
+
 /*
  * Watch the directions that have work waiting.  Reading stays watched
  * when its queue empties (the next receive usually follows from the
@@ -161,8 +183,8 @@ static void arm(lev_sock *ls, struct event *ev, unsigned bit, int want,
 static void rearm(lev_sock *ls) {
   static const struct timeval oob_tv = { 0, OOB_RETRY_MS * 1000 };
   int want_r = !pier_opq_empty(&ls->rq) && !ls->held;
-  if (want_r || ls->listening) arm(ls, &ls->rev, EV_READ, want_r, NULL);
-  arm(ls, &ls->wev, EV_WRITE, !pier_opq_empty(&ls->wq), NULL);
+  if (want_r || ls->listening) arm_io(ls, EV_READ, want_r);
+  arm_io(ls, EV_WRITE, !pier_opq_empty(&ls->wq));
   /* Urgent data does not make a socket readable: poll for it gently. */
   if (ls->oobev)
     arm(ls, ls->oobev, EV_TIMEOUT, !pier_opq_empty(&ls->oobq), &oob_tv);
@@ -193,21 +215,26 @@ static void run_queue(lev_sock *ls, pier_opq *q) {
   }
 }
 
-static void on_read(evutil_socket_t fd, short what, void *arg) {
-  lev_sock *ls = arg;
+static void on_read(lev_sock *ls) {
   ls->rready = 1;
   if (pier_opq_empty(&ls->rq)) { /* nobody waits for it: stop watching */
-    arm(ls, &ls->rev, EV_READ, 0, NULL);
+    arm_io(ls, EV_READ, 0);
     return;
   }
   run_queue(ls, &ls->rq);
   rearm(ls);
 }
 
-static void on_write(evutil_socket_t fd, short what, void *arg) {
-  lev_sock *ls = arg;
+static void on_write(lev_sock *ls) {
   run_queue(ls, &ls->wq);
   rearm(ls);
+}
+
+static void on_io(evutil_socket_t fd, short what, void *arg) {
+  lev_sock *ls = arg;
+  (void)fd;
+  if (what & EV_READ) on_read(ls);
+  if ((what & EV_WRITE) && (ls->armed & EV_WRITE)) on_write(ls);
 }
 
 static void on_oob(evutil_socket_t fd, short what, void *arg) {
@@ -248,8 +275,9 @@ static int lev_submit(pier_socket *s, pier_op *op) {
        inside pier_accept itself. */
     ls->held = 0;
     pier_opq_push(q, op);
-    if (ls->req && ls->req->fd >= 0) event_active(&ls->rev, EV_READ, 1);
-    break;
+    rearm(ls); /* before activating: arming may re-assign the event */
+    if (ls->req && ls->req->fd >= 0) event_active(&ls->ev, EV_READ, 1);
+    return 0;
   default:
     /* Try at once when nothing is ahead of it (the common fast path) -
        a receive only while the socket may still hold data. */
@@ -328,8 +356,8 @@ static int lev_open(pier_socket *s, const pier_protocol_info *proto,
     socklen_t olen = sizeof on;
     ls->listening = getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) == 0 && on;
   }
-  event_assign(&ls->rev, ll->base, fd, EV_READ | EV_PERSIST, on_read, ls);
-  event_assign(&ls->wev, ll->base, fd, EV_WRITE | EV_PERSIST, on_write, ls);
+  /* Assigned now so that event_active() and event_del() are always valid. */
+  event_assign(&ls->ev, ll->base, fd, EV_READ | EV_PERSIST, on_io, ls);
   pier_spi_set_handle(s, fd);
   return 0;
 }
@@ -339,14 +367,14 @@ static void lev_close(pier_socket *s) {
   cancel_all(&ls->rq);
   cancel_all(&ls->oobq);
   cancel_all(&ls->wq);
-  arm(ls, &ls->rev, EV_READ, 0, NULL);
-  arm(ls, &ls->wev, EV_WRITE, 0, NULL);
+  arm_io(ls, EV_READ, 0);
+  arm_io(ls, EV_WRITE, 0);
   if (ls->oobev) {
     arm(ls, ls->oobev, EV_TIMEOUT, 0, NULL);
     pier_spi_free(ls->oobev);
     ls->oobev = NULL;
   }
-  event_del(&ls->rev); /* also drops an event_active() still queued */
+  event_del(&ls->ev); /* also drops an event_active() still queued */
   pier__lev_events_free(ls);
   pier__lev_drop_deferred(ls);
   close(ls->fd);
