@@ -33,17 +33,6 @@ struct lev_netev {
   int unread;                /* data seen while READ was disabled */
 };
 
-static void set_armed(lev_netev *ne, struct event *ev, unsigned bit, int want,
-                      const struct timeval *tv) {
-  if (want && !(ne->armed & bit)) {
-    event_add(ev, tv);
-    ne->armed |= bit;
-  } else if (!want && (ne->armed & bit)) {
-    event_del(ev);
-    ne->armed &= ~bit;
-  }
-}
-
 static int is_connected(lev_sock *ls) {
   if (!ls->connected) {
     struct sockaddr_storage peer;
@@ -68,9 +57,9 @@ static void rearm(lev_sock *ls) {
   int want_w = (en & PIER_EV_WRITE) && !ls->listening &&
                (ls->dgram || is_connected(ls));
   int want_oob = (en & PIER_EV_OOB) && !ls->listening && !ls->dgram;
-  set_armed(ne, &ne->r, EV_READ, want_r, NULL);
-  set_armed(ne, &ne->w, EV_WRITE, want_w, NULL);
-  set_armed(ne, &ne->oob, EV_TIMEOUT, want_oob, &oob_tv);
+  lev_arm(&ne->r, &ne->armed, EV_READ, want_r, NULL);
+  lev_arm(&ne->w, &ne->armed, EV_WRITE, want_w, NULL);
+  lev_arm(&ne->oob, &ne->armed, EV_TIMEOUT, want_oob, &oob_tv);
 }
 
 /* A stream socket is readable: data, end of stream, or an error. */

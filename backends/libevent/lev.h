@@ -64,6 +64,19 @@ typedef struct lev_sock {
   int listening, dgram;
 } lev_sock;
 
+/* Add ev (watching bit, with timeout tv) or delete it, as want says,
+   keeping the record of what is added in *armed. */
+static inline void lev_arm(struct event *ev, unsigned *armed, unsigned bit,
+                           int want, const struct timeval *tv) {
+  if (want && !(*armed & bit)) {
+    event_add(ev, tv);
+    *armed |= bit;
+  } else if (!want && (*armed & bit)) {
+    event_del(ev);
+    *armed &= ~bit;
+  }
+}
+
 /* Result of one attempt at an operation. */
 enum { LEV_WAIT = 0, LEV_DONE = 1 };
 

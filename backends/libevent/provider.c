@@ -140,17 +140,6 @@ static pier_opq *queue_of(lev_sock *ls, const pier_op *op) {
   return (op->pier__r.in_flags & PIER_MSG_OOB) ? &ls->oobq : &ls->rq;
 }
 
-static void arm(lev_sock *ls, struct event *ev, unsigned bit, int want,
-                const struct timeval *tv) {
-  if (want && !(ls->armed & bit)) {
-    event_add(ev, tv);
-    ls->armed |= bit;
-  } else if (!want && (ls->armed & bit)) {
-    event_del(ev);
-    ls->armed &= ~bit;
-  }
-}
-
 static void on_io(evutil_socket_t fd, short what, void *arg);
 
 /*
@@ -177,17 +166,18 @@ static void arm_io(lev_sock *ls, unsigned bit, int want) {
  * Watch the directions that have work waiting.  Reading stays watched
  * when its queue empties (the next receive usually follows from the
  * callback, and re-adding costs two epoll_ctl calls a message); on_read
- * stops watching when readiness finds nothing waiting.  Listeners are
- * watched strictly (a held one must not be watched at all).
+ * stops watching when readiness finds nothing waiting.  A held listener
+ * must not be watched at all.
  */
 static void rearm(lev_sock *ls) {
   static const struct timeval oob_tv = { 0, OOB_RETRY_MS * 1000 };
   int want_r = !pier_opq_empty(&ls->rq) && !ls->held;
-  if (want_r || ls->listening) arm_io(ls, EV_READ, want_r);
+  if (want_r || ls->held) arm_io(ls, EV_READ, want_r);
   arm_io(ls, EV_WRITE, !pier_opq_empty(&ls->wq));
   /* Urgent data does not make a socket readable: poll for it gently. */
   if (ls->oobev)
-    arm(ls, ls->oobev, EV_TIMEOUT, !pier_opq_empty(&ls->oobq), &oob_tv);
+    lev_arm(ls->oobev, &ls->armed, EV_TIMEOUT, !pier_opq_empty(&ls->oobq),
+            &oob_tv);
 }
 
 static int attempt(lev_sock *ls, pier_op *op) {
@@ -370,7 +360,7 @@ static void lev_close(pier_socket *s) {
   arm_io(ls, EV_READ, 0);
   arm_io(ls, EV_WRITE, 0);
   if (ls->oobev) {
-    arm(ls, ls->oobev, EV_TIMEOUT, 0, NULL);
+    lev_arm(ls->oobev, &ls->armed, EV_TIMEOUT, 0, NULL);
     pier_spi_free(ls->oobev);
     ls->oobev = NULL;
   }
