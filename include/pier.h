@@ -410,8 +410,24 @@ enum pier_sockopt {
                            zero-byte read, so an idle connection keeps no
                            buffer locked in the kernel (IOCP) */
   PIER_SO_MULTICAST_LOOP, /* 0/1: this host's members get what it sends */
-  PIER_SO_MULTICAST_HOPS  /* TTL / hop limit of multicast sent, 0..255 */
+  PIER_SO_MULTICAST_HOPS, /* TTL / hop limit of multicast sent, 0..255 */
+  /* Layered protocols (PIER_ENOPROTOOPT on the others). */
+  PIER_SO_MAX_MESSAGE,  /* message protocols: largest message this socket
+                           sends or takes, 1..PIER_MESSAGE_MAX, default
+                           PIER_MESSAGE_DEFAULT_MAX; accepted sockets take
+                           the listener's */
+  PIER_SO_HANDSHAKE_TIMEOUT /* milliseconds a connect-time handshake may
+                           take (connect data, TLS), 1..3600000, default
+                           PIER_HANDSHAKE_TIMEOUT_DEFAULT; accepted sockets
+                           take the listener's */
 };
+
+/* Limits of pier's layered protocols (doc/protocol.md). */
+#define PIER_CONNECT_DATA_MAX 65536          /* caller or callee data, bytes */
+#define PIER_DISCONNECT_DATA_MAX 65536       /* disconnect data, bytes */
+#define PIER_MESSAGE_MAX 0x40000000          /* 1 GiB */
+#define PIER_MESSAGE_DEFAULT_MAX (16 * 1024 * 1024)
+#define PIER_HANDSHAKE_TIMEOUT_DEFAULT 10000 /* milliseconds */
 
 /*
  * pier_setsockopt / pier_getsockopt - a portable option.  Returns
@@ -566,7 +582,7 @@ typedef struct pier_connect_data {
 enum pier_op_type {
   PIER_OP_NONE = 0, PIER_OP_ACCEPT, PIER_OP_CONNECT, PIER_OP_RECV,
   PIER_OP_RECVFROM, PIER_OP_SEND, PIER_OP_SENDTO, PIER_OP_POST,
-  PIER_OP_RESOLVE
+  PIER_OP_RESOLVE, PIER_OP_DISCONNECT
 };
 
 #define PIER_OP_INLINE_BUFS 4
@@ -687,6 +703,32 @@ int pier_send(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
 int pier_sendto(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
                 unsigned flags, const struct sockaddr *addr, size_t addrlen,
                 pier_op_cb cb);
+
+/*
+ * pier_disconnect - graceful close of the sending side (WSASendDisconnect):
+ * completes once everything sent before it has gone out, then the peer's
+ * receives end (bytes 0) after the data before it.  data/len (len up to
+ * PIER_DISCONNECT_DATA_MAX) travel with it on protocols with
+ * PIER_CAP_DISCONNECT_DATA, where the peer reads them with
+ * pier_recv_disconnect; elsewhere len must be 0 (else PIER_EOPNOTSUPP,
+ * nothing done) and it is a shutdown of sends that also ends a layer's
+ * session (a TLS close_notify).  data is copied.  Receives go on working
+ * until the peer closes too.  Errors: PIER_ENOTCONN, PIER_EINVAL,
+ * PIER_EOPNOTSUPP (connectionless, or data the protocol cannot carry).
+ */
+int pier_disconnect(pier_socket *s, pier_op *op, const void *data, size_t len,
+                    pier_op_cb cb);
+
+/*
+ * pier_recv_disconnect - the disconnect data the peer sent with its
+ * pier_disconnect (WSARecvDisconnect), copied into buf (cap bytes; a
+ * longer one is cut, *len says how much there was).  Available once a
+ * receive has seen the end of the stream.  PIER_ENOTCONN before the
+ * peer's disconnect has arrived, PIER_EOPNOTSUPP on protocols without
+ * PIER_CAP_DISCONNECT_DATA, PIER_EINVAL for NULL len (buf may be NULL
+ * with cap 0 to ask the size).
+ */
+int pier_recv_disconnect(pier_socket *s, void *buf, size_t cap, size_t *len);
 
 /*
  * pier_cancel - cancel one pending overlapped operation: it completes
@@ -821,8 +863,9 @@ typedef struct pier_pollfd {
  * (poll, WSAPoll) about the sockets' handles, so use it on sockets with
  * no overlapped operations pending (those would race for the same data).
  * Returns how many entries have revents set (0 on timeout), PIER_EINVAL
- * for NULL/empty arrays, NULL or closing sockets or unknown event bits.
- * Any thread.
+ * for NULL/empty arrays, NULL or closing sockets or unknown event bits,
+ * PIER_EOPNOTSUPP for a socket of a layered protocol (its layer holds data
+ * the OS does not see; use overlapped operations).  Any thread.
  */
 int pier_poll(pier_pollfd *fds, size_t n, int timeout_ms);
 
@@ -883,8 +926,9 @@ typedef struct pier_share {
  * number and this process's id, for pidfd_getfd; nothing is checked until
  * the target takes it.  s stays the caller's, unchanged; keep it open
  * until the target has its copy.  Returns 0, PIER_EINVAL (NULL s or out,
- * pid 0; Windows: no process pid), PIER_EBADF (s is closing), or an OS
- * error.  Any thread.
+ * pid 0; Windows: no process pid), PIER_EBADF (s is closing),
+ * PIER_EOPNOTSUPP (a layered socket: its session state cannot travel), or
+ * an OS error.  Any thread.
  */
 int pier_socket_share(pier_socket *s, unsigned long pid, pier_share *out);
 

@@ -170,6 +170,7 @@ struct pier_socket {
   int has_qos;
   int preposted, zero_read;  /* PIER_SO_PREPOSTED_ACCEPTS, PIER_SO_ZERO_READ */
   struct pier__netev *netev; /* pier_event_select state, or NULL */
+  pier_socket *lower;        /* layered sockets: the socket below */
 };
 
 /* network events (netevents.c), core lock held */
@@ -183,10 +184,17 @@ void pier__netev_free(pier_socket *s);
 /* An accepted socket takes its listener's selection, as in Winsock. */
 void pier__netev_inherit(pier_socket *listener, pier_socket *s);
 
-/* Allocate a socket object (and its provider state) and call open(). */
+/* Allocate a socket object (and its provider state) and call open();
+   lower is the socket below a layer's (NULL for a base provider). */
 int pier__socket_create(pier_loop *loop, const pier_provider *prov,
                         const pier_protocol_info *proto, pier_os_socket h,
-                        unsigned flags, pier_socket **out);
+                        pier_socket *lower, unsigned flags, pier_socket **out);
+/* Run a blocking-form call on a layered socket as an overlapped one and
+   wait for it (op.c). */
+int pier__layer_blocking(pier_socket *s, pier_op *op);
+/* Marks a send that pier_disconnect started on a base provider: when it
+   completes the core shuts the socket's sends down (op.c). */
+extern char pier__disconnect_mark;
 /* Run the close callback of one socket whose operations have all been
    delivered, the core lock released around it; returns 1 if one ran. */
 int pier__socket_reap_one(pier_loop *loop);

@@ -105,9 +105,21 @@ static void outcome_events(pier_socket *s, const pier_op *op, int status) {
     pier__netev_reenable(s, PIER_EV_WRITE);
 }
 
+char pier__disconnect_mark;
+
+/* A send started by pier_disconnect has drained what went before it: now
+   the sends can be shut down. */
+static int disconnect_sent(pier_op *op, int status) {
+  op->pier__r.ext = NULL;
+  if (status) return status;
+  return op->socket->prov->shutdown(op->socket, PIER_SHUT_WR);
+}
+
 /* Run a blocking call in this thread. */
 static int run_blocking(pier_socket *s, pier_op *op) {
-  if (!s->prov->execute) return PIER_EOPNOTSUPP;
+  if (!s->prov->execute)
+    return (s->prov->caps & PIER_PCAP_LAYER) ? pier__layer_blocking(s, op)
+                                             : PIER_EOPNOTSUPP;
   op->pier__r.loop = NULL;
   op->pier__r.cb = NULL;
   op->status = PIER_EINPROGRESS;
@@ -122,6 +134,11 @@ static int run_blocking(pier_socket *s, pier_op *op) {
   }
   pier__socket_block_enter(s);
   int rc = s->prov->execute(s, op);
+  if (op->pier__r.ext == &pier__disconnect_mark) {
+    pier__lock(s->loop);
+    rc = disconnect_sent(op, rc);
+    pier__unlock(s->loop);
+  }
   pier__socket_block_leave(s);
   if (events) {
     pier__lock(s->loop);
@@ -173,6 +190,8 @@ void pier__enqueue_done(pier_loop *loop, pier_op *op) {
 }
 
 void pier_spi_complete(pier_op *op, int status) {
+  if (op->pier__r.ext == &pier__disconnect_mark)
+    status = disconnect_sent(op, status);
   if (op->socket) outcome_events(op->socket, op, status);
   op->status = status;
   pier__store(&op->pier__r.state, PIER_OPS_DONE);
@@ -240,6 +259,23 @@ int pier_accept(pier_socket *l, pier_op *op, pier_condition_fn cond,
   return start(l, op, cb);
 }
 
+int pier_spi_connect_first(pier_socket *s, pier_op *op,
+                           const struct sockaddr *addr, size_t addrlen,
+                           const void *first, size_t len, pier_op_cb cb) {
+  int rc = begin(s, op, PIER_OP_CONNECT);
+  if (rc) return rc;
+  if (!cb || (len && !first) || is_dgram(s)) return PIER_EINVAL;
+  if (PIER__SFLAGS(s) & PIER__S_LISTENING) return PIER_EINVAL;
+  if ((rc = take_addr(op, addr, addrlen)) != 0) return rc;
+  if (len) {
+    pier_buf *b = &op->pier__r.inline_bufs[0];
+    *b = pier_buf_init((void *)(uintptr_t)first, len);
+    op->pier__r.bufs = b;
+    op->pier__r.nbufs = 1;
+  }
+  return start(s, op, cb);
+}
+
 int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
                  size_t addrlen, pier_connect_data *cdata, const pier_qos *qos,
                  pier_op_cb cb) {
@@ -302,6 +338,29 @@ int pier_sendto(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
   return rc ? rc : start(s, op, cb);
 }
 
+int pier_disconnect(pier_socket *s, pier_op *op, const void *data, size_t len,
+                    pier_op_cb cb) {
+  int rc = begin(s, op, PIER_OP_DISCONNECT);
+  if (rc) return rc;
+  if (is_dgram(s)) return PIER_EOPNOTSUPP;
+  if (PIER__SFLAGS(s) & PIER__S_LISTENING) return PIER_ENOTCONN;
+  if (len && !data) return PIER_EINVAL;
+  if (len && !(s->proto->caps & PIER_CAP_DISCONNECT_DATA))
+    return PIER_EOPNOTSUPP;
+  if (len > PIER_DISCONNECT_DATA_MAX) return PIER_EMSGSIZE;
+  pier_buf *b = &op->pier__r.inline_bufs[0];
+  *b = pier_buf_init((void *)(uintptr_t)data, len);
+  op->pier__r.bufs = b;
+  op->pier__r.nbufs = 1;
+  if (s->prov->version < 3 || !(s->prov->caps & PIER_PCAP_DISCONNECT)) {
+    /* A base provider: an empty send queued behind the others, then a
+       shutdown of sends when it completes (disconnect_sent). */
+    op->pier__r.type = PIER_OP_SEND;
+    op->pier__r.ext = &pier__disconnect_mark;
+  }
+  return start(s, op, cb);
+}
+
 /* ------------------------------------------------------------------ */
 /* 3. cancel and results                                               */
 /* ------------------------------------------------------------------ */
@@ -359,4 +418,19 @@ int pier_op_result(pier_op *op, int wait, size_t *bytes, unsigned *flags) {
   if (bytes) *bytes = op->bytes;
   if (flags) *flags = op->flags;
   return op->status;
+}
+
+/* The callback of a blocking-form call run overlapped: the waiter looks
+   at the op itself. */
+static void blocking_done(pier_op *op, int status) {
+  (void)op;
+  (void)status;
+}
+
+int pier__layer_blocking(pier_socket *s, pier_op *op) {
+  if (PIER__SFLAGS(s) & PIER__S_NONBLOCK) return PIER_EOPNOTSUPP;
+  if (pier__running_here(s->loop)) return PIER_EDEADLK;
+  int rc = start(s, op, blocking_done);
+  if (rc == 0) rc = wait_op(op);
+  return rc ? rc : op->status;
 }

@@ -47,6 +47,9 @@ int pier_poll(pier_pollfd *fds, size_t n, int timeout_ms) {
   for (size_t i = 0; i < n; i++)
     if (pier__socket_usable(fds[i].socket) || (fds[i].events & ~ASKABLE))
       return PIER_EINVAL;
+  /* A layer keeps data of its own the OS handle knows nothing of. */
+  for (size_t i = 0; i < n; i++)
+    if (fds[i].socket->lower) return PIER_EOPNOTSUPP;
   os_pollfd stack[STACK_FDS], *p = stack;
   if (n > STACK_FDS && !(p = pier__calloc(n, sizeof *p))) return PIER_ENOMEM;
   for (size_t i = 0; i < n; i++) {

@@ -19,6 +19,8 @@
  *   2. serving
  *   3. pier_loop_run and its helper threads
  */
+#include <string.h>
+
 #include "internal.h"
 
 #define BUDGET 64 /* callbacks between two polls while work keeps coming */
@@ -133,7 +135,31 @@ static int serve(pier_loop *loop, pier_run_mode mode) {
 
 static int run_as(pier_loop *loop, pier_run_mode mode, int lead);
 
-static void helper_main(void *arg) { run_as(arg, PIER_RUN_DEFAULT, 0); }
+/* Hooks for the end of a helper thread (pier_spi_thread_exit_hook). */
+#define MAX_EXIT_HOOKS 8
+static void (*exit_hooks[MAX_EXIT_HOOKS])(void);
+static pier__mutex hooks_lock = PIER__MUTEX_INIT;
+
+int pier_spi_thread_exit_hook(void (*fn)(void)) {
+  if (!fn) return PIER_EINVAL;
+  int rc = PIER_ENOMEM;
+  pier__mutex_lock(&hooks_lock);
+  for (size_t i = 0; i < MAX_EXIT_HOOKS; i++) {
+    if (exit_hooks[i] == fn) { rc = 0; break; }
+    if (!exit_hooks[i]) { exit_hooks[i] = fn; rc = 0; break; }
+  }
+  pier__mutex_unlock(&hooks_lock);
+  return rc;
+}
+
+static void helper_main(void *arg) {
+  run_as(arg, PIER_RUN_DEFAULT, 0);
+  void (*hooks[MAX_EXIT_HOOKS])(void);
+  pier__mutex_lock(&hooks_lock);
+  memcpy(hooks, exit_hooks, sizeof hooks);
+  pier__mutex_unlock(&hooks_lock);
+  for (size_t i = 0; i < MAX_EXIT_HOOKS && hooks[i]; i++) hooks[i]();
+}
 
 /* Start the loop's extra threads (core lock held); returns them. */
 static pier__thread *start_helpers(pier_loop *loop, unsigned *n) {

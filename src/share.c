@@ -100,6 +100,8 @@ int pier_socket_share(pier_socket *s, unsigned long pid, pier_share *out) {
   if (!s || !out || pid == 0) return PIER_EINVAL;
   int rc = pier__socket_usable(s);
   if (rc) return rc;
+  /* A layer's state (handshake, framing, TLS session) cannot travel. */
+  if (s->lower) return PIER_EOPNOTSUPP;
   pier__share_hdr h;
   memset(&h, 0, sizeof h);
   h.version = PIER__SHARE_VERSION;
@@ -147,7 +149,8 @@ static int adopt(pier_loop *loop, pier_os_socket h, const pier__share_hdr *hd,
   if (rc == 0) {
     pier__lock(loop);
     rc = pier__socket_create(loop, loop->prov,
-                             pier__protocol_for(family, type), h, flags, out);
+                             pier__protocol_for(family, type), h, NULL, flags,
+                             out);
     if (rc == 0 && (hd->flags & PIER__SHARE_F_LISTENING))
       PIER__SSET(*out, PIER__S_LISTENING);
     pier__unlock(loop);

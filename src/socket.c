@@ -22,7 +22,7 @@
 
 int pier__socket_create(pier_loop *loop, const pier_provider *prov,
                         const pier_protocol_info *proto, pier_os_socket h,
-                        unsigned flags, pier_socket **out) {
+                        pier_socket *lower, unsigned flags, pier_socket **out) {
   pier_socket *s = pier__calloc(1, ROUND_UP(sizeof *s) + prov->socket_size);
   if (!s) return PIER_ENOMEM;
   s->loop = loop;
@@ -32,6 +32,7 @@ int pier__socket_create(pier_loop *loop, const pier_provider *prov,
   s->state = (char *)s + ROUND_UP(sizeof *s);
   if (flags & PIER_SOCK_NONBLOCK) s->flags |= PIER__S_NONBLOCK;
   s->preposted = PIER_SPI_PREPOSTED_DEFAULT;
+  s->lower = lower;
   int rc = prov->open(s, proto, h);
   if (rc) {
     pier__free(s);
@@ -52,9 +53,20 @@ int pier_socket_open(pier_loop *loop, const pier_protocol_info *proto,
   if (entry != proto) return PIER_EINVAL;
   int rc = pier__loop_usable(loop);
   if (rc) return rc;
+  const pier_provider *layer;
+  const pier_protocol_info *base;
+  pier_spi_protocol_layer(proto, &layer, &base);
+  if (layer) { /* open what lies below, then the layer over it */
+    pier_socket *lower = NULL;
+    if (!base) return PIER_EINVAL;
+    if ((rc = pier_socket_open(loop, base, flags, &lower)) != 0) return rc;
+    rc = pier_spi_layer_open(layer, proto, lower, NULL, out);
+    if (rc) pier_close(lower, NULL);
+    return rc;
+  }
   pier__lock(loop);
   rc = pier__socket_create(loop, loop->prov, proto, PIER_INVALID_SOCKET,
-                           flags, out);
+                           NULL, flags, out);
   pier__unlock(loop);
   return rc;
 }
@@ -106,7 +118,7 @@ int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,
   const pier_protocol_info *proto = pier__protocol_for(family, type);
   if (!proto) return PIER_EAFNOSUPPORT;
   pier__lock(loop);
-  rc = pier__socket_create(loop, loop->prov, proto, h, flags, out);
+  rc = pier__socket_create(loop, loop->prov, proto, h, NULL, flags, out);
   if (rc == 0 && is_listening(h)) PIER__SSET(*out, PIER__S_LISTENING);
   pier__unlock(loop);
   return rc;
@@ -116,7 +128,8 @@ int pier_spi_accepted(pier_socket *l, pier_os_socket h, pier_socket **out) {
   unsigned flags = (PIER__SFLAGS(l) & PIER__S_NONBLOCK) ? PIER_SOCK_NONBLOCK : 0;
   /* Also called by blocking accepts, outside any slot: take the lock. */
   pier__lock(l->loop);
-  int rc = pier__socket_create(l->loop, l->prov, l->proto, h, flags, out);
+  int rc = pier__socket_create(l->loop, l->prov, l->proto, h, NULL, flags,
+                               out);
   if (rc == 0) {
     pier__qos_inherit(l, *out);
     pier__netev_inherit(l, *out);

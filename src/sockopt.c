@@ -73,7 +73,7 @@ static int map(const pier_socket *s, int opt, os_opt *o) {
     o->name = v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL;
     break;
   default:
-    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_MULTICAST_HOPS)
+    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_HANDSHAKE_TIMEOUT)
                ? PIER_ENOPROTOOPT : PIER_EINVAL;
   }
   int tcp_only = o->level == IPPROTO_TCP;
@@ -128,6 +128,25 @@ static int get_linger(pier_socket *s, int *seconds) {
   return rc;
 }
 
+/* Options a layered provider keeps (PIER_ENOPROTOOPT from the others). */
+static int layer_opt(int opt) {
+  return opt == PIER_SO_MAX_MESSAGE || opt == PIER_SO_HANDSHAKE_TIMEOUT;
+}
+
+static int layer_opt_set(pier_socket *s, int opt, int value) {
+  if (opt == PIER_SO_MAX_MESSAGE && (value < 1 || value > PIER_MESSAGE_MAX))
+    return PIER_EINVAL;
+  if (opt == PIER_SO_HANDSHAKE_TIMEOUT && (value < 1 || value > 3600000))
+    return PIER_EINVAL;
+  return pier__prov_setsockopt(s, PIER_SOL_PROVIDER, opt, &value,
+                               sizeof value);
+}
+
+static int layer_opt_get(pier_socket *s, int opt, int *value) {
+  size_t len = sizeof *value;
+  return pier__prov_getsockopt(s, PIER_SOL_PROVIDER, opt, value, &len);
+}
+
 /* The core's record of a provider tuning option, or NULL. */
 static int *tuning(pier_socket *s, int opt) {
   if (opt == PIER_SO_PREPOSTED_ACCEPTS) return &s->preposted;
@@ -149,6 +168,7 @@ int pier_setsockopt(pier_socket *s, int opt, int value) {
     pier__unlock(s->loop);
     return rc;
   }
+  if (layer_opt(opt)) return layer_opt_set(s, opt, value);
   if (opt == PIER_SO_LINGER) return set_linger(s, value < 0 ? -1 : value);
   if (opt == PIER_SO_ERROR || opt == PIER_SO_TYPE) return PIER_EINVAL;
   if (opt == PIER_SO_TOS && (value < 0 || value > 255)) return PIER_EINVAL;
@@ -174,6 +194,7 @@ int pier_getsockopt(pier_socket *s, int opt, int *value) {
     pier__unlock(s->loop);
     return 0;
   }
+  if (layer_opt(opt)) return layer_opt_get(s, opt, value);
   if (opt == PIER_SO_LINGER) return get_linger(s, value);
   if (opt == PIER_SO_ERROR) {
     int e = 0;

@@ -11,12 +11,14 @@ typedef SRWLOCK pier__mutex;
 typedef CONDITION_VARIABLE pier__cond;
 typedef HANDLE pier__thread;
 typedef DWORD pier__thread_id;
+#  define PIER__MUTEX_INIT SRWLOCK_INIT /* a static mutex */
 #else
 #  include <pthread.h>
 typedef pthread_mutex_t pier__mutex;
 typedef pthread_cond_t pier__cond;
 typedef pthread_t pier__thread;
 typedef pthread_t pier__thread_id;
+#  define PIER__MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
 #endif
 
 int pier__mutex_init(pier__mutex *m);

@@ -127,6 +127,10 @@ static int is_firing(const pier_loop *loop, const pier_timer *t) {
   return 0;
 }
 
+int pier_spi_timer_firing(const pier_timer *t) {
+  return t && t->pier__t.loop && is_firing(t->pier__t.loop, t);
+}
+
 static void rearm(pier_loop *loop, pier_timer *t, uint64_t now) {
   t->pier__t.due = now + t->pier__t.repeat;
   t->pier__t.seq = loop->timer_seq++;

@@ -43,6 +43,8 @@ Suite *suite_threads(void);
 Suite *suite_netevents(void);
 Suite *suite_oshandle(void);
 Suite *suite_share(void);
+Suite *suite_msg(void);
+Suite *suite_msgbad(void);
 
 /*
  * The child process of the share suite: `pier-tests --child NAME ARGS...`

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include <pier/spi.h>
 
 #define NTHREADS 8
 #define MAXCONN 200
@@ -595,6 +596,27 @@ START_TEST(stop_ends_all_threads) {
 }
 END_TEST
 
+static int exit_calls;
+static void count_exit(void) { __atomic_add_fetch(&exit_calls, 1, __ATOMIC_SEQ_CST); }
+
+/* Threads pier starts call the exit hooks as they end; hooks are kept
+   once each. */
+START_TEST(exit_hooks_run_in_helper_threads) {
+  T_ERR(pier_spi_thread_exit_hook(NULL), PIER_EINVAL);
+  T_OK(pier_spi_thread_exit_hook(count_exit));
+  T_OK(pier_spi_thread_exit_hook(count_exit));
+  __atomic_store_n(&exit_calls, 0, __ATOMIC_SEQ_CST);
+  pier_loop *loop = loop_with_threads(4);
+  pier_op post;
+  pier_op_init(&post);
+  post.data = loop;
+  T_OK(pier_loop_post(loop, &post, stop_cb));
+  T_OK(pier_loop_run(loop, PIER_RUN_DEFAULT));
+  ck_assert_int_eq(__atomic_load_n(&exit_calls, __ATOMIC_SEQ_CST), 3);
+  t_loop_free(loop);
+}
+END_TEST
+
 /* A loop made for one thread keeps refusing a second runner. */
 START_TEST(bad_thread_counts) {
   pier_loop_options o;
@@ -620,6 +642,7 @@ Suite *suite_threads(void) {
   tcase_add_test(tc, timers_on_many_threads);
   tcase_add_test(tc, calls_from_a_foreign_thread);
   tcase_add_test(tc, stop_ends_all_threads);
+  tcase_add_test(tc, exit_hooks_run_in_helper_threads);
   tcase_add_test(tc, bad_thread_counts);
   suite_add_tcase(s, tc);
   return s;

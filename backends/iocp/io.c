@@ -168,7 +168,21 @@ static int start_connect(iocp_sock *is, pier_op *op) {
   is->connecting = 1;
   InterlockedIncrement(&is->inflight);
   pier__iocp_ev_arm(is, IOCP_DIR_W, &x->h.ov);
-  BOOL ok = is->il->connectex(is->sock, a, alen, NULL, 0, NULL, &x->h.ov);
+  /* First data (pier_spi_connect_first) rides in ConnectEx's send buffer,
+     in the SYN where Windows has TCP Fast Open (asked for here; refused
+     quietly elsewhere, Wine included). */
+  void *first = NULL;
+  DWORD nfirst = 0;
+  if (op->pier__r.nbufs) {
+    first = op->pier__r.bufs[0].base;
+    nfirst = (DWORD)op->pier__r.bufs[0].len;
+#ifdef TCP_FASTOPEN
+    DWORD on = 1;
+    setsockopt(is->sock, IPPROTO_TCP, TCP_FASTOPEN, (const char *)&on, sizeof on);
+#endif
+  }
+  BOOL ok = is->il->connectex(is->sock, a, alen, first, nfirst, NULL,
+                              &x->h.ov);
   int err = ok ? 0 : WSAGetLastError();
   if (pier__iocp_owed(is, IOCP_DIR_W, &x->h.ov, ok, err)) return 0;
   took_back(is, x);
@@ -285,6 +299,7 @@ void pier__iocp_op_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
     if (!err) {
       setsockopt(is->sock, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0);
       is->connected = 1;
+      op->pier__r.progress = bytes; /* first data sent with it */
     }
     finish(is, op, err ? pier__iocp_error(is, err) : 0);
     break;

@@ -8,6 +8,8 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include "lev.h"
 
@@ -141,10 +143,53 @@ int pier__lev_try_send(lev_sock *ls, pier_op *op) {
   }
 }
 
+/*
+ * A connect with first data (pier_spi_connect_first): TCP Fast Open where
+ * the kernel has TCP_FASTOPEN_CONNECT and allows it.  connect() then
+ * returns at once and the first send carries the data in the SYN when the
+ * kernel holds a cookie for the server; without one the kernel asks for a
+ * cookie and the send says EINPROGRESS, the connection going on as any
+ * other (the data is the caller's to send after).
+ */
+static int fast_open(lev_sock *ls, pier_op *op) {
+#ifdef TCP_FASTOPEN_CONNECT
+  int on = 1;
+  if (op->pier__r.nbufs == 0 ||
+      pier_socket_protocol(ls->s)->protocol != IPPROTO_TCP ||
+      setsockopt(ls->fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &on, sizeof on) != 0)
+    return 0;
+  return 1;
+#else
+  (void)ls;
+  (void)op;
+  return 0;
+#endif
+}
+
+static int first_send(lev_sock *ls, pier_op *op) {
+  const pier_buf *b = &op->pier__r.bufs[0];
+  for (;;) {
+    ssize_t n = send(ls->fd, b->base, b->len, MSG_NOSIGNAL);
+    if (n >= 0) {
+      op->pier__r.progress = (size_t)n;
+      ls->connected = 1;
+      return finish(op, 0);
+    }
+    if (errno == EINTR) continue;
+    if (errno == EINPROGRESS || errno == EAGAIN || errno == EWOULDBLOCK) {
+      ls->connecting = 1; /* no cookie yet: an ordinary handshake */
+      return LEV_WAIT;
+    }
+    return finish(op, pier__lev_error(ls, errno));
+  }
+}
+
 int pier__lev_connect_start(lev_sock *ls, pier_op *op) {
   const struct sockaddr *a = (const struct sockaddr *)&op->pier__r.addr;
+  int tfo = fast_open(ls, op);
   for (;;) {
     if (connect(ls->fd, a, (socklen_t)op->pier__r.addr_len) == 0) {
+      if (tfo) return first_send(ls, op);
       ls->connected = 1;
       return finish(op, 0);
     }

@@ -61,7 +61,10 @@ extern "C" {
   XX(EIO,          38, "input/output error")                                 \
   XX(EDEADLK,      39, "waiting here would deadlock")                        \
   XX(EREFUSED,     40, "connection request rejected by the listener")        \
-  XX(EUNKNOWN,     41, "unknown error")
+  XX(EUNKNOWN,     41, "unknown error")                                     \
+  XX(ETLS_HANDSHAKE, 42, "TLS handshake failed")                            \
+  XX(ETLS_VERIFY,  43, "TLS peer certificate verification failed")          \
+  XX(ETLS_PROTOCOL, 44, "TLS protocol error")
 
 /* The codes themselves: PIER_EINVAL == -1, and so on. */
 enum pier_errno {

@@ -7,6 +7,7 @@
  *   1. the provider table (versioned, grows only at its end)
  *   2. core services for providers
  *   3. operation queue helpers
+ *   4. layered providers
  *
  * Threading: every slot is called with the loop's core lock held, so a
  * provider sees one call at a time per loop and needs no locks of its own
@@ -31,13 +32,17 @@ extern "C" {
 /* 1. the provider table                                               */
 /* ------------------------------------------------------------------ */
 
-#define PIER_SPI_VERSION 2
+#define PIER_SPI_VERSION 3
 
 /* Provider capability flags (pier_provider.caps). */
 enum pier_provider_caps {
   PIER_PCAP_BASE    = 1u << 0, /* owns OS sockets (not a layer) */
   PIER_PCAP_IFS     = 1u << 1, /* handles work with read/write (XP1_IFS_HANDLES) */
-  PIER_PCAP_BLOCKING = 1u << 2 /* implements execute/cancel_blocking */
+  PIER_PCAP_BLOCKING = 1u << 2, /* implements execute/cancel_blocking */
+  PIER_PCAP_LAYER   = 1u << 3, /* a layered provider over a lower pier
+                                  socket (section 4) */
+  PIER_PCAP_DISCONNECT = 1u << 4 /* takes PIER_OP_DISCONNECT through submit
+                                    (else the core shuts sends down) */
 };
 
 /*
@@ -61,6 +66,15 @@ enum pier_provider_caps {
  * skip-on-success on IFS handles).
  */
 #define PIER_SPI_OPT_INLINE_SUCCESS 0x100
+
+/*
+ * PIER_SPI_OPT_DISCONNECT_DATA: the getsockopt slot at level
+ * PIER_SOL_PROVIDER copies the peer's disconnect data into val (at most
+ * *len bytes; val may be NULL with *len 0) and sets *len to its whole
+ * size, for pier_recv_disconnect; PIER_ENOTCONN while none has arrived,
+ * PIER_ENOPROTOOPT from a provider without disconnect data.
+ */
+#define PIER_SPI_OPT_DISCONNECT_DATA 0x101
 
 /* pier__r.state values of an operation. */
 enum pier_op_state {
@@ -261,6 +275,110 @@ static inline pier_op *pier_opq_pop(pier_opq *q) {
   if (op) pier_opq_remove(q, op);
   return op;
 }
+
+
+/* ------------------------------------------------------------------ */
+/* 4. layered providers                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A layered provider (caps PIER_PCAP_LAYER, version >= 3) implements the
+ * table above over a lower pier socket instead of an OS socket, using the
+ * public API on it (pier_recv, pier_send, pier_connect, ...).  Its open
+ * slot is called with handle PIER_INVALID_SOCKET and pier_spi_lower(s)
+ * already set; from then on the layer owns the lower socket and closes it
+ * (pier_close) in its close slot, calling pier_spi_closed(s) once the
+ * lower socket's close callback has run.  loop_init, loop_poll and
+ * loop_wake are never called for a layer (it runs on the loop of its lower
+ * socket): a layer leaves loop_size 0 and may point them at stubs.
+ *
+ * Callbacks of operations the layer started on the lower socket run like
+ * any application callback, without the core lock: the layer takes it
+ * with pier_spi_lock() before it touches its state or calls
+ * pier_spi_complete(), so that its slots and its callbacks never overlap,
+ * whatever the number of threads serving the loop.
+ *
+ * Blocking-form calls (no callback) on a layered socket are run by the
+ * core as overlapped operations it waits for; in non-blocking mode they
+ * return PIER_EOPNOTSUPP, and from inside a callback of the same loop
+ * PIER_EDEADLK.
+ */
+
+/* pier_spi_lower - the socket below a layered socket, NULL for a base one. */
+pier_socket *pier_spi_lower(const pier_socket *s);
+
+/*
+ * pier_spi_layer_open - put layer over lower: a new pier socket on lower's
+ * loop, in lower's mode, for catalog entry proto (any entry, also one that
+ * is not in the catalog: its pointer must stay valid while the socket
+ * lives), whose open slot runs with pier_spi_lower() set.  With listener
+ * != NULL the new socket is a connection accepted on that layered listener
+ * (it takes the listener's QoS and event selection; layer and proto must
+ * be the listener's).  On success *out owns lower; on failure lower is
+ * left as it was, the caller's.  Takes the core lock itself.
+ */
+int pier_spi_layer_open(const pier_provider *layer,
+                        const pier_protocol_info *proto, pier_socket *lower,
+                        pier_socket *listener, pier_socket **out);
+
+/*
+ * pier_spi_lock / pier_spi_unlock - the loop's core lock, for a layer's
+ * callbacks and timers (recursive: also fine where it is already held).
+ */
+void pier_spi_lock(pier_loop *loop);
+void pier_spi_unlock(pier_loop *loop);
+
+/*
+ * pier_spi_connect_first - pier_connect (overlapped) on a stream socket
+ * that sends first with the connection, where the OS can: ConnectEx's
+ * send buffer on Windows, TCP Fast Open on Linux (when the kernel allows
+ * it; else an ordinary connect).  Completes like pier_connect, with
+ * op->bytes the part of first (one buffer, copied by the provider at
+ * once or sent from it before completing) that went out with the
+ * connection: 0 where nothing could be sent that way; the caller sends
+ * the rest.  In a base provider's submit slot the buffer is
+ * op->pier__r.bufs[0] of a PIER_OP_CONNECT (nbufs 0: none).
+ */
+int pier_spi_connect_first(pier_socket *s, pier_op *op,
+                           const struct sockaddr *addr, size_t addrlen,
+                           const void *first, size_t len, pier_op_cb cb);
+
+/*
+ * pier_spi_thread_exit_hook - have fn called by every thread pier starts
+ * to serve a loop (pier_loop_options.threads) just before it exits, for a
+ * library that keeps per-thread state (OpenSSL's OPENSSL_thread_stop).
+ * Registering the same fn again is a no-op.  PIER_ENOMEM past 8 hooks,
+ * PIER_EINVAL for NULL.  Any thread.
+ */
+int pier_spi_thread_exit_hook(void (*fn)(void));
+
+/*
+ * pier_spi_timer_firing - 1 while t's callback runs (or is about to) on
+ * some thread.  A layer whose state holds a timer keeps that state alive
+ * (delays pier_spi_closed) until the callback has finished with it.  Core
+ * lock held.
+ */
+int pier_spi_timer_firing(const pier_timer *t);
+
+/*
+ * pier_spi_register_protocol - add a layered catalog entry: pier_socket_open
+ * on entry opens a socket of the catalog entry named base (itself base or
+ * layered) on the same loop, then puts layer over it.  PIER_EALREADY for
+ * a known name, PIER_ENOENT for an unknown base, PIER_EINVAL for a layer
+ * that is not one, PIER_ENOMEM when the catalog is full.  The entry is copied into the catalog (sockets report
+ * the copy).  Register before opening loops: the catalog is not guarded
+ * against calls racing with this one.
+ */
+int pier_spi_register_protocol(const pier_protocol_info *entry,
+                               const pier_provider *layer, const char *base);
+
+/*
+ * pier_spi_protocol_layer - the layer of a catalog entry and the entry it
+ * runs over, or 0 for a base entry; PIER_EINVAL for NULL.
+ */
+int pier_spi_protocol_layer(const pier_protocol_info *entry,
+                            const pier_provider **layer,
+                            const pier_protocol_info **base);
 
 #ifdef __cplusplus
 }
