@@ -3,6 +3,7 @@
 // tests/symbols.sh.
 #include <pier.h>
 #include <pier/spi.h>
+#include <pier/tls.h>
 
 namespace {
 

@@ -45,6 +45,7 @@ Suite *suite_oshandle(void);
 Suite *suite_share(void);
 Suite *suite_msg(void);
 Suite *suite_msgbad(void);
+Suite *suite_tls(void);
 
 /*
  * The child process of the share suite: `pier-tests --child NAME ARGS...`

@@ -36,7 +36,7 @@ static const suite_fn suites[] = {
   suite_io,       suite_udp,      suite_stream,  suite_cancel,
   suite_reset,    suite_badinput, suite_blocking, suite_resolve, suite_qos,
   suite_multicast, suite_poll, suite_threads, suite_netevents,
-  suite_oshandle, suite_share, suite_msg, suite_msgbad,
+  suite_oshandle, suite_share, suite_msg, suite_msgbad, suite_tls,
 };
 
 /* --- the no-fork watchdog -------------------------------------------- */

@@ -1,0 +1,524 @@
+/*
+ * src/layers/tls/handshake.c - the TLS handshake: the timer, OpenSSL's
+ * failures as PIER_E* codes, the client's connect, the start of a
+ * session over a connected socket, and the listener: lower connections
+ * accepted eagerly, their handshakes run in parallel, and the finished
+ * ones handed to pier_accept in order.
+ *
+ * Section map
+ *   1. the timer
+ *   2. failures
+ *   3. starting a session; the handshake step
+ *   4. client: connect
+ *   5. server: accepting, handshakes in progress
+ *   6. server: presenting finished connections to accepts
+ */
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+
+static void server_drop(tls_sock *t, int error);
+
+/* ------------------------------------------------------------------ */
+/* 1. the timer                                                        */
+/* ------------------------------------------------------------------ */
+
+static void timed_out(pier_timer *tm) {
+  tls_timer *tt = (tls_timer *)tm;
+  pier_loop *loop = tm->pier__t.loop;
+  pier_spi_lock(loop);
+  tt->armed = 0;
+  tls_sock *t = tt->ts;
+  if (!t) { /* the socket let go while this call was on its way */
+    pier_spi_free(tt);
+  } else if (t->phase == TLS_CONNECTING || t->phase == TLS_HANDSHAKE) {
+    pier__tls_note(t, PIER_ETIMEDOUT, "the TLS handshake timed out");
+    if (t->listener) server_drop(t, PIER_ETIMEDOUT);
+    else pier__tls_fail(t, PIER_ETIMEDOUT);
+    pier__tls_pump(t); /* the alert out, then the close or shutdown */
+  }
+  pier_spi_unlock(loop);
+}
+
+static int timer_start(tls_sock *t) {
+  if (!t->timer) {
+    tls_timer *tt = pier_spi_calloc(1, sizeof *tt);
+    if (!tt) return PIER_ENOMEM;
+    int rc = pier_timer_init(pier_socket_loop(t->s), &tt->t);
+    if (rc) {
+      pier_spi_free(tt);
+      return rc;
+    }
+    tt->ts = t;
+    t->timer = tt;
+  }
+  t->timer->armed = 1;
+  return pier_timer_start(&t->timer->t, (uint64_t)t->timeout_ms, 0, timed_out);
+}
+
+int pier__tls_timer_restart(tls_sock *t) {
+  if (!t->timer || !t->timer->armed || t->phase != TLS_HANDSHAKE) return 0;
+  return timer_start(t);
+}
+
+void pier__tls_timer_release(tls_sock *t) {
+  tls_timer *tt = t->timer;
+  if (!tt) return;
+  t->timer = NULL;
+  pier_timer_stop(&tt->t);
+  if (tt->armed && pier_spi_timer_firing(&tt->t))
+    tt->ts = NULL; /* its callback frees it */
+  else
+    pier_spi_free(tt);
+}
+
+/* ------------------------------------------------------------------ */
+/* 2. failures                                                         */
+/* ------------------------------------------------------------------ */
+
+void pier__tls_note(tls_sock *t, int code, const char *text) {
+  t->last_error = code;
+  pier__tls_copy(t->text, sizeof t->text, text);
+  /* A connection of a listener: the listener tells it too. */
+  if (t->listener) {
+    t->listener->last_error = code;
+    pier__tls_copy(t->listener->text, sizeof t->listener->text, text);
+  }
+}
+
+/* Alerts that say the peer refused a certificate (ours, or none). */
+static int certificate_alert(int reason) {
+  switch (reason - SSL_AD_REASON_OFFSET) {
+  case SSL_AD_BAD_CERTIFICATE:
+  case SSL_AD_UNSUPPORTED_CERTIFICATE:
+  case SSL_AD_CERTIFICATE_REVOKED:
+  case SSL_AD_CERTIFICATE_EXPIRED:
+  case SSL_AD_CERTIFICATE_UNKNOWN:
+  case SSL_AD_UNKNOWN_CA:
+#ifdef SSL_AD_CERTIFICATE_REQUIRED
+  case SSL_AD_CERTIFICATE_REQUIRED:
+#endif
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+int pier__tls_map_error(tls_sock *t, int err, int handshake) {
+  char text[TLS_TEXT_MAX];
+  unsigned long e = ERR_peek_error();
+  int reason = ERR_GET_REASON(e);
+  int lib_ssl = ERR_GET_LIB(e) == ERR_LIB_SSL;
+  long vr = t->ssl ? SSL_get_verify_result(t->ssl) : X509_V_OK;
+  int code = handshake ? PIER_ETLS_HANDSHAKE : PIER_ETLS_PROTOCOL;
+  if (lib_ssl && reason == SSL_R_CERTIFICATE_VERIFY_FAILED) code = PIER_ETLS_VERIFY;
+  else if (lib_ssl && reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE)
+    code = PIER_ETLS_VERIFY;
+  else if (lib_ssl && certificate_alert(reason)) code = PIER_ETLS_VERIFY;
+  pier__tls_err_text(text, sizeof text,
+                     err == SSL_ERROR_ZERO_RETURN
+                         ? "the peer closed the session during the handshake"
+                         : "TLS failure");
+  if (code == PIER_ETLS_VERIFY && vr != X509_V_OK) {
+    size_t n = strlen(text);
+    const char *why = X509_verify_cert_error_string(vr);
+    if (n + 2 < sizeof text) {
+      text[n] = ':';
+      text[n + 1] = ' ';
+      pier__tls_copy(text + n + 2, sizeof text - n - 2, why);
+    }
+  }
+  pier__tls_note(t, code, text);
+  return code;
+}
+
+void pier__tls_fail(tls_sock *t, int error) {
+  if (t->phase == TLS_FAILED) return;
+  t->phase = TLS_FAILED;
+  t->error = error;
+  if (t->last_error == 0) pier__tls_note(t, error, pier_strerror(error));
+  pier__tls_timer_release(t);
+  if (t->uconnect) {
+    pier_op *op = t->uconnect;
+    t->uconnect = NULL;
+    pier_spi_complete(op, error);
+  }
+  pier__tls_fail_ops(t, error);
+  pier_cancel(&t->cop);
+  /* An alert OpenSSL wrote goes out first; then the peer learns it: the
+     connection is shut down both ways (io.c, when the output is out). */
+  t->shut_rdwr = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* 3. starting a session                                               */
+/* ------------------------------------------------------------------ */
+
+/* The cache key of a client session: the name and the peer's address. */
+static void make_key(tls_sock *t, const char *name,
+                     const struct sockaddr_storage *peer, size_t plen) {
+  static const char hex[] = "0123456789abcdef";
+  char *p = t->key, *end = t->key + sizeof t->key - 1;
+  if (name) {
+    size_t n = strlen(name);
+    if (n > 255) n = 255;
+    memcpy(p, name, n);
+    p += n;
+  }
+  *p++ = '@';
+  const uint8_t *b = (const uint8_t *)peer;
+  for (size_t i = 0; i < plen && p + 2 <= end; i++) {
+    *p++ = hex[b[i] >> 4];
+    *p++ = hex[b[i] & 15];
+  }
+  *p = '\0';
+}
+
+/* Client: SNI, the name or address to verify, a session to resume. */
+static int client_setup(tls_sock *t) {
+  const char *name = t->server_name ? t->server_name : t->ctx->server_name;
+  struct sockaddr_storage peer;
+  size_t plen = sizeof peer;
+  memset(&peer, 0, sizeof peer);
+  if (pier_getpeername(t->lower, &peer, &plen) != 0) plen = 0;
+  X509_VERIFY_PARAM *param = SSL_get0_param(t->ssl);
+  ASN1_OCTET_STRING *ip = name ? a2i_IPADDRESS(name) : NULL;
+  if (ip) {
+    ASN1_OCTET_STRING_free(ip);
+    if (t->ctx->verify != PIER_TLS_VERIFY_NONE &&
+        X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1)
+      return PIER_EINVAL;
+  } else if (name) {
+    ERR_clear_error();
+    if (SSL_set_tlsext_host_name(t->ssl, name) != 1) return PIER_EINVAL;
+    X509_VERIFY_PARAM_set_hostflags(param,
+                                    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (t->ctx->verify != PIER_TLS_VERIFY_NONE &&
+        SSL_set1_host(t->ssl, name) != 1)
+      return PIER_EINVAL;
+  } else if (t->ctx->verify != PIER_TLS_VERIFY_NONE && plen) {
+    /* No name: the certificate must name the address connected to. */
+    const struct sockaddr *sa = (const struct sockaddr *)&peer;
+    if (sa->sa_family == AF_INET) {
+      const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+      X509_VERIFY_PARAM_set1_ip(param, (const unsigned char *)&in->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+      const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+      X509_VERIFY_PARAM_set1_ip(param, (const unsigned char *)&in6->sin6_addr,
+                                16);
+    }
+  }
+  make_key(t, name, &peer, plen);
+  SSL_SESSION *sess = pier__tls_session_get(t->ctx, t->key);
+  if (sess) {
+    SSL_set_session(t->ssl, sess);
+    SSL_SESSION_free(sess);
+  }
+  ERR_clear_error();
+  return 0;
+}
+
+int pier__tls_start(tls_sock *t) {
+  ERR_clear_error();
+  t->ssl = SSL_new(t->ctx->ssl);
+  BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+  if (!t->ssl || !r || !w) {
+    BIO_free(r);
+    BIO_free(w);
+    ERR_clear_error();
+    return PIER_ENOMEM;
+  }
+  /* An empty read BIO asks for more (WANT_READ); the end of the lower
+     stream is handled by the layer (io.c), never by OpenSSL. */
+  BIO_set_mem_eof_return(r, -1);
+  SSL_set_bio(t->ssl, r, w);
+  t->rbio = r;
+  t->wbio = w;
+  SSL_set_app_data(t->ssl, t);
+  int server = t->ctx->role == PIER_TLS_SERVER;
+  if (server) {
+    SSL_set_accept_state(t->ssl);
+  } else {
+    SSL_set_connect_state(t->ssl);
+    int rc = client_setup(t);
+    if (rc) return rc;
+  }
+  int rc = timer_start(t);
+  if (rc) return rc;
+  t->phase = TLS_HANDSHAKE;
+  return 0;
+}
+
+static void present(tls_sock *l);
+
+static void handshake_done(tls_sock *t) {
+  pier__tls_timer_release(t);
+  t->phase = TLS_OPEN;
+  if (t->listener) {
+    tls_sock *l = t->listener;
+    if (l->ready_tail) l->ready_tail->next_ready = t;
+    else l->ready = t;
+    l->ready_tail = t;
+    present(l);
+    return;
+  }
+  if (t->uconnect) {
+    pier_op *op = t->uconnect;
+    t->uconnect = NULL;
+    pier_spi_complete(op, 0);
+  }
+}
+
+void pier__tls_handshake_step(tls_sock *t) {
+  ERR_clear_error();
+  int r = SSL_do_handshake(t->ssl);
+  if (r == 1) {
+    handshake_done(t);
+    return;
+  }
+  int err = SSL_get_error(t->ssl, r);
+  int code;
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    if (!t->rerr && !t->eof) return; /* more input will come */
+    /* The peer closed or reset the connection in the middle of it. */
+    code = PIER_ETLS_HANDSHAKE;
+    if (t->eof)
+      pier__tls_note(t, code, "the peer closed the connection during the "
+                              "TLS handshake");
+    else if (t->rerr == PIER_ECONNRESET || t->rerr == PIER_ECONNABORTED ||
+             t->rerr == PIER_EPIPE)
+      pier__tls_note(t, code, "the peer reset the connection during the "
+                              "TLS handshake");
+    else
+      pier__tls_note(t, code = t->rerr, pier_strerror(t->rerr));
+  } else {
+    code = pier__tls_map_error(t, err, 1);
+  }
+  pier_spi_log(PIER_LOG_INFO, "tls: handshake failed: %s (%s)",
+               pier_strerror(code), t->text);
+  if (t->listener) server_drop(t, code);
+  else pier__tls_fail(t, code);
+}
+
+/* ------------------------------------------------------------------ */
+/* 4. client: connect                                                  */
+/* ------------------------------------------------------------------ */
+
+static void connected(pier_op *cop, int status) {
+  tls_sock *t = cop->data;
+  pier_loop *loop = pier_socket_loop(t->s);
+  pier_spi_lock(loop);
+  if (!t->closing && t->phase == TLS_CONNECTING) {
+    int rc = status ? status : pier__tls_start(t);
+    if (rc) {
+      pier__tls_note(t, rc, pier_strerror(rc));
+      pier__tls_fail(t, rc);
+    }
+    pier__tls_pump(t);
+  }
+  pier_spi_unlock(loop);
+}
+
+int pier__tls_connect(tls_sock *t, pier_op *op) {
+  switch (t->phase) {
+  case TLS_IDLE: break;
+  case TLS_CONNECTING:
+  case TLS_HANDSHAKE: return PIER_EALREADY;
+  case TLS_OPEN: return PIER_EISCONN;
+  case TLS_FAILED: return t->error;
+  default: return PIER_EINVAL;
+  }
+  pier_op_init(&t->cop);
+  t->cop.data = t;
+  /* The QoS is on the lower socket already (the option slots). */
+  int rc = pier_connect(t->lower, &t->cop,
+                        (const struct sockaddr *)&op->pier__r.addr,
+                        op->pier__r.addr_len, NULL, NULL, connected);
+  if (rc) return rc;
+  t->uconnect = op;
+  t->phase = TLS_CONNECTING;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* 5. server: accepting                                                */
+/* ------------------------------------------------------------------ */
+
+static void start_accept(tls_sock *l);
+
+static void accepted(pier_op *aop, int status) {
+  tls_sock *l = aop->data;
+  pier_loop *loop = pier_socket_loop(l->s);
+  pier_spi_lock(loop);
+  l->aop_busy = 0;
+  pier_socket *lower = status == 0 ? aop->accepted : NULL;
+  if (l->closing || l->phase != TLS_LISTENING) {
+    if (lower) pier_close(lower, NULL);
+    pier_spi_unlock(loop);
+    return;
+  }
+  if (status) {
+    /* Out of descriptors or memory: try again at the next accept rather
+       than spin here. */
+    if (status != PIER_ECANCELED) {
+      l->aop_failed = status;
+      pier_spi_log(PIER_LOG_WARN, "tls: accept failed: %s",
+                   pier_strerror(status));
+    }
+    pier_spi_unlock(loop);
+    return;
+  }
+  pier_socket *up = NULL;
+  int rc = pier_spi_layer_open(&pier__layer_tls, pier_socket_protocol(l->s),
+                               lower, l->s, &up);
+  if (rc) {
+    pier_close(lower, NULL);
+  } else {
+    tls_sock *t = tls_of(up);
+    pier__tls_ctx_ref(l->ctx);
+    t->ctx = l->ctx;
+    t->timeout_ms = l->timeout_ms;
+    t->listener = l;
+    t->next = l->pending;
+    if (l->pending) l->pending->prev = t;
+    l->pending = t;
+    l->npending++;
+    if ((rc = pier__tls_start(t)) != 0) server_drop(t, rc);
+    pier__tls_pump(t);
+  }
+  start_accept(l);
+  pier_spi_unlock(loop);
+}
+
+static void start_accept(tls_sock *l) {
+  if (l->aop_busy || l->closing || l->phase != TLS_LISTENING ||
+      l->npending >= TLS_MAX_PENDING)
+    return;
+  pier_op_init(&l->aop);
+  l->aop.data = l;
+  int rc = pier_accept(l->lower, &l->aop, NULL, NULL, accepted);
+  if (rc == 0) l->aop_busy = 1;
+  else l->aop_failed = rc;
+}
+
+int pier__tls_listen_start(tls_sock *l) {
+  start_accept(l);
+  int rc = l->aop_failed;
+  l->aop_failed = 0;
+  return rc;
+}
+
+/* Take t off its listener's lists (it fails, or is handed over). */
+void pier__tls_detach(tls_sock *t) {
+  tls_sock *l = t->listener;
+  if (!l) return;
+  t->listener = NULL;
+  if (t->prev) t->prev->next = t->next;
+  else l->pending = t->next;
+  if (t->next) t->next->prev = t->prev;
+  t->next = t->prev = NULL;
+  for (tls_sock **q = &l->ready; *q; q = &(*q)->next_ready) {
+    if (*q == t) {
+      *q = t->next_ready;
+      if (l->ready_tail == t) {
+        l->ready_tail = NULL;
+        for (tls_sock *r = l->ready; r; r = r->next_ready) l->ready_tail = r;
+      }
+      break;
+    }
+  }
+  t->next_ready = NULL;
+  l->npending--;
+  start_accept(l);
+}
+
+/* A connection whose handshake failed: the application never saw it.
+   The alert OpenSSL wrote goes out, then the socket closes (io.c). */
+static void server_drop(tls_sock *t, int error) {
+  if (t->last_error == 0) pier__tls_note(t, error, pier_strerror(error));
+  pier_spi_log(PIER_LOG_INFO, "tls: a connection was dropped: %s (%s)",
+               pier_strerror(error), t->text);
+  t->phase = TLS_FAILED;
+  t->error = error;
+  pier__tls_detach(t);
+  pier__tls_timer_release(t);
+  t->drop = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* 6. server: presenting finished connections                          */
+/* ------------------------------------------------------------------ */
+
+int pier__tls_accept(tls_sock *l, pier_op *op) {
+  if (l->phase != TLS_LISTENING) return PIER_EINVAL;
+  pier_opq_push(&l->acceptq, op);
+  l->deferred = 0; /* a new accept: the deferred connection comes first */
+  if (!l->aop_busy) {
+    l->aop_failed = 0;
+    start_accept(l);
+  }
+  present(l);
+  return 0;
+}
+
+void pier__tls_listener_close(tls_sock *l) {
+  while (l->pending) {
+    tls_sock *r = l->pending;
+    pier__tls_detach(r);
+    pier_close(r->s, NULL);
+  }
+  pier_op *op;
+  while ((op = pier_opq_pop(&l->acceptq)) != NULL)
+    pier_spi_complete(op, PIER_ECANCELED);
+}
+
+/* Ask op's condition function about r; returns its verdict. */
+static int ask(tls_sock *l, tls_sock *r, pier_op *op) {
+  if (!op->pier__r.cond) return PIER_CF_ACCEPT;
+  struct sockaddr_storage peer, local;
+  size_t plen = sizeof peer, llen = sizeof local;
+  memset(&peer, 0, sizeof peer);
+  memset(&local, 0, sizeof local);
+  pier_getpeername(r->lower, &peer, &plen);
+  pier_getsockname(r->lower, &local, &llen);
+  pier_accept_info info;
+  memset(&info, 0, sizeof info);
+  info.caller = (const struct sockaddr *)&peer;
+  info.caller_len = plen;
+  info.local = (const struct sockaddr *)&local;
+  info.local_len = llen;
+  l->presenting = 1;
+  int verdict = op->pier__r.cond(&info, op->pier__r.cond_ctx);
+  l->presenting = 0;
+  return verdict;
+}
+
+static void present(tls_sock *l) {
+  while (!l->deferred && !l->presenting && !l->closing && l->ready &&
+         !pier_opq_empty(&l->acceptq)) {
+    pier_op *op = l->acceptq.head;
+    tls_sock *r = l->ready;
+    int verdict = ask(l, r, op);
+    /* The condition function may have closed the listener or cancelled
+       the accept: start over from what is left. */
+    if (l->closing || r->listener != l) return;
+    if (l->acceptq.head != op || l->ready != r) continue;
+    if (verdict == PIER_CF_DEFER) {
+      l->deferred = 1;
+      pier_opq_remove(&l->acceptq, op);
+      pier_spi_complete(op, PIER_ETRYAGAIN);
+      return;
+    }
+    pier__tls_detach(r);
+    if (verdict != PIER_CF_ACCEPT) {
+      pier_close(r->s, NULL);
+      continue;
+    }
+    pier_opq_remove(&l->acceptq, op);
+    op->accepted = r->s;
+    pier_spi_complete(op, 0);
+  }
+}
