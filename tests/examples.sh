@@ -20,7 +20,7 @@
 : "${top_builddir:=.}"
 wrap=${PIER_TEST_WRAPPER:-}
 bin=${PIER_TESTS_BIN:-$top_builddir/tests/pier-tests}
-examples=${PIER_EXAMPLES:-"simple simplec accept overlap iocpserver iocpclient iocpserverex poll eventselect handoff tls-echo"}
+examples=${PIER_EXAMPLES:-"simple simplec accept overlap iocpserver iocpclient iocpserverex poll eventselect handoff tls-echo connect-data"}
 if [ -n "$wrap" ]; then limit=${PIER_EXAMPLE_TIMEOUT:-90}
 else limit=${PIER_EXAMPLE_TIMEOUT:-30}; fi
 
