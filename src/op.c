@@ -259,6 +259,19 @@ int pier_accept(pier_socket *l, pier_op *op, pier_condition_fn cond,
   return start(l, op, cb);
 }
 
+int pier_spi_accept_first(pier_socket *l, pier_op *op, void *buf, size_t len,
+                          pier_op_cb cb) {
+  int rc = begin(l, op, PIER_OP_ACCEPT);
+  if (rc) return rc;
+  if (!cb || !buf || !len || is_dgram(l)) return PIER_EINVAL;
+  if (!(PIER__SFLAGS(l) & PIER__S_LISTENING)) return PIER_EINVAL;
+  pier_buf *b = &op->pier__r.inline_bufs[0];
+  *b = pier_buf_init(buf, len);
+  op->pier__r.bufs = b;
+  op->pier__r.nbufs = 1;
+  return start(l, op, cb);
+}
+
 int pier_spi_connect_first(pier_socket *s, pier_op *op,
                            const struct sockaddr *addr, size_t addrlen,
                            const void *first, size_t len, pier_op_cb cb) {

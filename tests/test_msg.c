@@ -858,6 +858,55 @@ START_TEST(connect_first_sends_each_byte_once) {
 }
 END_TEST
 
+/* pier_spi_accept_first: where the provider waits for the first bytes
+   with the accept (iocp: AcceptEx's receive buffer) they come with it;
+   elsewhere the accept completes without them and a receive gets them. */
+START_TEST(accept_first_brings_the_first_bytes) {
+  pier_loop *loop = t_loop_new();
+  struct sockaddr_storage addr;
+  size_t alen;
+  pier_socket *l, *c;
+  T_OK(pier_socket_open(loop, pier_protocol_find("tcp4"), 0, &l));
+  int ms = 5000;
+  int rc = pier_setsockopt_raw(l, PIER_SOL_PROVIDER, PIER_SPI_OPT_ACCEPT_FIRST,
+                               &ms, sizeof ms);
+  ck_assert_msg(rc == 0 || rc == PIER_ENOPROTOOPT, "%s", pier_err_name(rc));
+  t_loopback("tcp4", &addr, &alen);
+  T_OK(pier_bind(l, T_SA(&addr), alen));
+  T_OK(pier_listen(l, 16));
+  alen = sizeof addr;
+  T_OK(pier_getsockname(l, &addr, &alen));
+  char first[1024];
+  side a, k, snd;
+  memset(&a, 0, sizeof a);
+  a.op.data = &a.r;
+  T_OK(pier_spi_accept_first(l, &a.op, first, sizeof first, rec_cb));
+  start_connect(loop, "tcp4", &k, &c, &addr, alen, NULL, NULL);
+  t_run_until(loop, &k.r.count, 5000);
+  T_OK(k.r.status);
+  send_msg(c, &snd, "first!", 6);
+  t_run_until(loop, &a.r.count, 5000);
+  T_OK(a.r.status);
+  if (rc == 0) {
+    ck_assert_uint_eq(a.r.bytes, 6);
+    ck_assert_mem_eq(first, "first!", 6);
+  } else {
+    ck_assert_uint_eq(a.r.bytes, 0);
+    uint8_t got[8];
+    rec r;
+    recv_piece(loop, a.op.accepted, got, 1, 6, &r);
+    ck_assert_uint_eq(r.bytes, 6);
+    ck_assert_mem_eq(got, "first!", 6);
+  }
+  pier_op bad;
+  memset(&bad, 0, sizeof bad);
+  T_ERR(pier_spi_accept_first(l, &bad, NULL, 10, rec_cb), PIER_EINVAL);
+  T_ERR(pier_spi_accept_first(c, &bad, first, 10, rec_cb), PIER_EINVAL);
+  pier_socket *all[] = { l, c, a.op.accepted };
+  close_all(loop, all, 3);
+}
+END_TEST
+
 #ifdef TCP_FASTOPEN_CONNECT
 /* Linux: the caller of a connect-data protocol asks for TCP Fast Open
    (the kernel uses it when net.ipv4.tcp_fastopen and a cookie allow). */
@@ -898,6 +947,7 @@ Suite *suite_msg(void) {
   tcase_add_test(tc, blocking_calls_on_layered_sockets);
   tcase_add_test(tc, layered_sockets_refuse_os_level_calls);
   tcase_add_test(tc, connect_first_sends_each_byte_once);
+  tcase_add_test(tc, accept_first_brings_the_first_bytes);
 #ifdef TCP_FASTOPEN_CONNECT
   tcase_add_test(tc, fast_open_is_asked_for);
 #endif

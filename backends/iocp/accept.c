@@ -16,6 +16,15 @@
  *     waits in a FIFO for an accept op.  A condition given later on such a
  *     listener decides after the fact (REJECT closes with a reset, DEFER
  *     holds the slot at the head), as on POSIX.
+ *   - accept-first, AcceptEx with a receive buffer (a layer asked for it
+ *     with PIER_SPI_OPT_ACCEPT_FIRST and accepts with
+ *     pier_spi_accept_first): a slot completes only when the caller has
+ *     sent its first bytes, which come with the accept.  A caller that
+ *     connects and stays silent would hold its slot for ever, so once a
+ *     second the slots are asked for SO_CONNECT_TIME and a caller silent
+ *     for longer than the layer's limit is closed and its slot posted
+ *     again.  Such a listener does not set SO_CONDITIONAL_ACCEPT (the
+ *     layer decides after reading the request).
  * A shared copy of a listener (evented.c) always takes WSAAccept: its
  * AcceptEx calls would take connections even while the application is not
  * accepting, away from the other process.  And it must not WSAEventSelect:
@@ -60,7 +69,8 @@ static void fail_one(iocp_sock *is, int err) {
 int pier__iocp_listen(iocp_sock *is, int backlog) {
   BOOL on = TRUE;
   /* Decide before the handshake where the OS can (not Wine: detected). */
-  if (setsockopt(is->sock, SOL_SOCKET, SO_CONDITIONAL_ACCEPT, (const char *)&on,
+  if (!is->first_ms &&
+      setsockopt(is->sock, SOL_SOCKET, SO_CONDITIONAL_ACCEPT, (const char *)&on,
                  sizeof on) == 0)
     is->conditional = 1;
   if (listen(is->sock, backlog) != 0) return pier_spi_os_error(WSAGetLastError());
@@ -196,15 +206,18 @@ static int post_slot(iocp_sock *is, iocp_slot *slot) {
   slot->listener = is;
   slot->state = IOCP_SLOT_POSTED;
   InterlockedIncrement(&is->inflight);
-  DWORD bytes = 0;
-  BOOL ok = is->il->acceptex(is->sock, slot->as, slot->addrbuf, 0, ADDR_SPACE,
-                             ADDR_SPACE, &bytes, &slot->h.ov);
+  DWORD bytes = 0, want = is->first ? IOCP_FIRST_LEN : 0;
+  slot->killed = 0;
+  slot->nfirst = 0;
+  BOOL ok = is->il->acceptex(is->sock, slot->as,
+                             is->first ? slot->first : slot->addrbuf, want,
+                             ADDR_SPACE, ADDR_SPACE, &bytes, &slot->h.ov);
   if (ok && !is->skip_on_success) return 0;
   int err = ok ? 0 : WSAGetLastError();
   if (err == ERROR_IO_PENDING) return 0;
   InterlockedDecrement(&is->inflight);
   if (ok) {
-    pier__iocp_slot_done(slot, 0);
+    pier__iocp_slot_done(slot, 0, bytes);
     return 0;
   }
   closesocket(slot->as);
@@ -213,28 +226,65 @@ static int post_slot(iocp_sock *is, iocp_slot *slot) {
   return pier_spi_os_error(err);
 }
 
+static void CALLBACK first_tick(PVOID ctx, BOOLEAN fired) {
+  (void)fired;
+  pier__iocp_post_kick((iocp_sock *)ctx);
+}
+
 static int start_ex(iocp_sock *is) {
-  is->slots = pier_spi_calloc((size_t)is->preposted, sizeof *is->slots);
+  int n = is->first && is->preposted < IOCP_FIRST_SLOTS ? IOCP_FIRST_SLOTS
+                                                       : is->preposted;
+  is->slots = pier_spi_calloc((size_t)n, sizeof *is->slots);
   if (!is->slots) return PIER_ENOMEM;
-  is->nslots = is->preposted;
+  is->nslots = n;
   int posted = 0, rc = 0;
   for (int i = 0; i < is->nslots; i++) {
     is->slots[i].as = INVALID_SOCKET;
+    if (is->first &&
+        !(is->slots[i].first = pier_spi_malloc(IOCP_FIRST_LEN + 2 * ADDR_SPACE))) {
+      rc = PIER_ENOMEM;
+      continue;
+    }
     if ((rc = post_slot(is, &is->slots[i])) == 0) posted++;
   }
+  if (posted && is->first &&
+      !CreateTimerQueueTimer(&is->first_timer, NULL, first_tick, is, 1000, 1000,
+                             WT_EXECUTEDEFAULT))
+    is->first_timer = NULL; /* silent callers then wait for the next caller */
   return posted ? 0 : rc;
 }
 
-void pier__iocp_slot_done(iocp_slot *slot, int err) {
+/* Accept-first: close the slots whose caller has been connected and
+   silent for longer than the limit (SO_CONNECT_TIME, in seconds). */
+static void drop_silent(iocp_sock *is) {
+  for (int i = 0; i < is->nslots; i++) {
+    iocp_slot *slot = &is->slots[i];
+    if (slot->state != IOCP_SLOT_POSTED || slot->killed) continue;
+    DWORD secs = 0xFFFFFFFF;
+    int len = sizeof secs;
+    if (getsockopt(slot->as, SOL_SOCKET, SO_CONNECT_TIME, (char *)&secs,
+                   &len) != 0 || secs == 0xFFFFFFFF)
+      continue; /* no caller yet */
+    if ((unsigned long long)secs * 1000 < (unsigned long long)is->first_ms)
+      continue;
+    slot->killed = 1;
+    closesocket(slot->as); /* its AcceptEx comes back failed: post again */
+    slot->as = INVALID_SOCKET;
+  }
+}
+
+void pier__iocp_slot_done(iocp_slot *slot, int err, DWORD bytes) {
   iocp_sock *is = slot->listener;
-  if (is->closing || err) {
-    closesocket(slot->as);
+  slot->nfirst = bytes;
+  if (is->closing || err || slot->killed) {
+    if (slot->as != INVALID_SOCKET) closesocket(slot->as);
     slot->as = INVALID_SOCKET;
     slot->state = IOCP_SLOT_IDLE;
     if (is->closing) return;
-    /* A caller that gave up before we took it: post again. */
-    if (err != WSAECONNRESET && err != ERROR_NETNAME_DELETED &&
-        err != WSAECONNABORTED)
+    /* A caller that gave up before we took it, or one dropped for its
+       silence: post again. */
+    if (!slot->killed && err && err != WSAECONNRESET &&
+        err != ERROR_NETNAME_DELETED && err != WSAECONNABORTED)
       fail_one(is, err);
     int rc = post_slot(is, slot);
     if (rc) pier_spi_log(PIER_LOG_WARN, "AcceptEx: %s", pier_strerror(rc));
@@ -244,8 +294,9 @@ void pier__iocp_slot_done(iocp_slot *slot, int err) {
              (const char *)&is->sock, sizeof is->sock);
   struct sockaddr *local = NULL, *remote = NULL;
   int llen = 0, rlen = 0;
-  is->il->getaddrs(slot->addrbuf, 0, ADDR_SPACE, ADDR_SPACE, &local, &llen,
-                   &remote, &rlen);
+  is->il->getaddrs(is->first ? slot->first : slot->addrbuf,
+                   is->first ? IOCP_FIRST_LEN : 0, ADDR_SPACE, ADDR_SPACE,
+                   &local, &llen, &remote, &rlen);
   memset(&slot->local, 0, sizeof slot->local);
   memset(&slot->remote, 0, sizeof slot->remote);
   if (local && llen <= (int)sizeof slot->local) memcpy(&slot->local, local, (size_t)llen);
@@ -296,6 +347,12 @@ static void run_ex(iocp_sock *is) {
     slot->state = IOCP_SLOT_IDLE;
     if (cf == PIER_CF_ACCEPT) {
       pier_opq_remove(&is->acceptq, op);
+      if (is->first && op->pier__r.nbufs) { /* the first bytes come along */
+        size_t n = slot->nfirst;
+        if (n > op->pier__r.bufs[0].len) n = op->pier__r.bufs[0].len;
+        memcpy(op->pier__r.bufs[0].base, slot->first, n);
+        op->bytes = n;
+      }
       take(is, op, as);
     } else {
       reset_close(as);
@@ -310,19 +367,28 @@ static void run_ex(iocp_sock *is) {
 /* ------------------------------------------------------------------ */
 
 void pier__iocp_run_accepts(iocp_sock *is) {
-  if (is->accept_mode == IOCP_ACCEPT_WSA) run_wsa(is);
-  else if (is->accept_mode == IOCP_ACCEPT_EX) run_ex(is);
+  if (is->accept_mode == IOCP_ACCEPT_WSA) {
+    run_wsa(is);
+  } else if (is->accept_mode == IOCP_ACCEPT_EX) {
+    if (is->first) drop_silent(is);
+    run_ex(is);
+  }
 }
 
 int pier__iocp_accept_submit(iocp_sock *is, pier_op *op) {
   if (is->accept_mode == IOCP_ACCEPT_NONE) {
     int wsa = is->conditional || op->pier__r.cond != NULL || is->evented;
+    is->first = !wsa && is->first_ms > 0 && op->pier__r.nbufs > 0;
     int rc = wsa ? start_wsa(is) : start_ex(is);
     if (rc) return rc;
     if (wsa && pier__iocp_events_sync(is) != 0) /* join its FD_ACCEPT */
       pier_spi_log(PIER_LOG_WARN, "listener lost its event selection");
     is->accept_mode = wsa ? IOCP_ACCEPT_WSA : IOCP_ACCEPT_EX;
   }
+  /* Accept-first slots hold the caller's first bytes: an accept must
+     have room for them. */
+  if (is->first && (op->pier__r.nbufs == 0 || op->pier__r.cond))
+    return PIER_EINVAL;
   /* The application accepts again: a held (deferred) request is
      presented first; the condition never runs inside pier_accept. */
   is->held = 0;
@@ -332,6 +398,10 @@ int pier__iocp_accept_submit(iocp_sock *is, pier_op *op) {
 }
 
 void pier__iocp_accept_close(iocp_sock *is) {
+  if (is->first_timer) { /* waits for a tick in progress */
+    DeleteTimerQueueTimer(NULL, is->first_timer, INVALID_HANDLE_VALUE);
+    is->first_timer = NULL;
+  }
   pier_op *op;
   while ((op = pier_opq_pop(&is->acceptq)) != NULL)
     pier_spi_complete(op, PIER_ECANCELED);

@@ -63,7 +63,16 @@ typedef struct iocp_slot {
   struct sockaddr_storage local, remote;
   int local_len, remote_len;
   char addrbuf[2 * (sizeof(struct sockaddr_storage) + 16)];
+  char *first;             /* accept-first: IOCP_FIRST_LEN + addresses */
+  DWORD nfirst;            /* the caller's first bytes received */
+  int killed;              /* closed for silence: post again quietly */
 } iocp_slot;
+
+/* Accept-first listeners (PIER_SPI_OPT_ACCEPT_FIRST): the first bytes an
+   AcceptEx waits for, and the slots such a listener keeps posted, each
+   able to hold a silent caller until the silence limit. */
+#define IOCP_FIRST_LEN 1024
+#define IOCP_FIRST_SLOTS 64
 
 enum { IOCP_SLOT_IDLE = 0, IOCP_SLOT_POSTED, IOCP_SLOT_READY };
 enum { IOCP_ACCEPT_NONE = 0, IOCP_ACCEPT_EX, IOCP_ACCEPT_WSA };
@@ -113,6 +122,9 @@ struct iocp_sock {
   iocp_slot *ready_head, *ready_tail;
   pier_opq acceptq;        /* accept ops waiting for a request */
   int held;                /* deferred: wait for the next pier_accept */
+  int first_ms;            /* PIER_SPI_OPT_ACCEPT_FIRST, or 0 */
+  int first;               /* slots take first bytes (accept-first mode) */
+  HANDLE first_timer;      /* looks for silent callers each second */
   HANDLE accept_event, accept_wait;
   LONG kick_posted;
   iocp_waiter *waiters;    /* blocking calls in progress (block_lock) */
@@ -152,7 +164,7 @@ void pier__iocp_op_done(iocp_sock *is, pier_op *op, DWORD bytes, int err,
 /* accept.c */
 int pier__iocp_accept_submit(iocp_sock *is, pier_op *op);
 void pier__iocp_run_accepts(iocp_sock *is);
-void pier__iocp_slot_done(iocp_slot *slot, int err);
+void pier__iocp_slot_done(iocp_slot *slot, int err, DWORD bytes);
 void pier__iocp_accept_close(iocp_sock *is);
 int pier__iocp_listen(iocp_sock *is, int backlog);
 int CALLBACK pier__iocp_condition(LPWSABUF caller_id, LPWSABUF caller_data,

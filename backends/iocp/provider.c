@@ -81,7 +81,7 @@ static void dispatch(iocp_ovl *h, DWORD bytes) {
       err = WSA_OPERATION_ABORTED;
     else if (!WSAGetOverlappedResult(is->sock, &h->ov, &got, FALSE, &flags))
       err = WSAGetLastError();
-    pier__iocp_slot_done(slot, err);
+    pier__iocp_slot_done(slot, err, got);
     pier__iocp_maybe_closed(is);
     return;
   }
@@ -214,6 +214,8 @@ static int iocp_open(pier_socket *s, const pier_protocol_info *proto,
 void pier__iocp_maybe_closed(iocp_sock *is) {
   if (is->closing == 1 && InterlockedCompareExchange(&is->inflight, 0, 0) == 0) {
     is->closing = 2;
+    for (int i = 0; is->slots && i < is->nslots; i++)
+      pier_spi_free(is->slots[i].first);
     pier_spi_free(is->slots);
     is->slots = NULL;
     pier__iocp_ev_close(is);
@@ -300,6 +302,14 @@ static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
 
 static int iocp_setsockopt(pier_socket *s, int level, int name, const void *val,
                            size_t len) {
+  if (level == PIER_SOL_PROVIDER && name == PIER_SPI_OPT_ACCEPT_FIRST) {
+    iocp_sock *is = iocp_sock_of(s);
+    if (len != sizeof(int) || *(const int *)val < 0) return PIER_EINVAL;
+    /* The mode is chosen at the first accept; the limit may change. */
+    if (is->accept_mode != IOCP_ACCEPT_NONE && !is->first) return PIER_EBUSY;
+    is->first_ms = *(const int *)val;
+    return 0;
+  }
   if (level == PIER_SOL_PROVIDER) {
     iocp_sock *is = iocp_sock_of(s);
     int *o = provider_opt(is, name);

@@ -76,6 +76,17 @@ enum pier_provider_caps {
  */
 #define PIER_SPI_OPT_DISCONNECT_DATA 0x101
 
+/*
+ * PIER_SPI_OPT_ACCEPT_FIRST: set (an int, milliseconds) on a listener
+ * before pier_listen, it asks the provider to let accepts started with
+ * pier_spi_accept_first wait for the caller's first bytes where the OS
+ * can (AcceptEx's receive buffer), dropping callers that stay silent
+ * that long (the limit may be changed later).  PIER_ENOPROTOOPT from a
+ * provider without the mechanism (its accepts then complete with no
+ * first bytes).
+ */
+#define PIER_SPI_OPT_ACCEPT_FIRST 0x102
+
 /* pier__r.state values of an operation. */
 enum pier_op_state {
   PIER_OPS_IDLE = 0,  /* never started, or its callback has run */
@@ -351,6 +362,17 @@ int pier_spi_connect_first(pier_socket *s, pier_op *op,
  * PIER_EINVAL for NULL.  Any thread.
  */
 int pier_spi_thread_exit_hook(void (*fn)(void));
+
+/*
+ * pier_spi_accept_first - pier_accept (overlapped, no condition) that
+ * also takes the caller's first bytes into buf where the provider waits
+ * for them with the accept (PIER_SPI_OPT_ACCEPT_FIRST): op->bytes says
+ * how many, 0 elsewhere.  buf (len bytes, at least 1024 for the bytes not
+ * to be cut) must stay valid until completion.  In a base provider's
+ * submit slot the buffer is op->pier__r.bufs[0] of a PIER_OP_ACCEPT.
+ */
+int pier_spi_accept_first(pier_socket *listener, pier_op *op, void *buf,
+                          size_t len, pier_op_cb cb);
 
 /*
  * pier_spi_timer_firing - 1 while t's callback runs (or is about to) on

@@ -256,8 +256,18 @@ static void accepted(pier_op *aop, int status) {
     if (l->pending) l->pending->prev = m;
     l->pending = m;
     l->npending++;
-    if ((rc = timer_start(m)) != 0) server_drop(m, rc);
-    else pier__msg_read(m);
+    size_t first = aop->bytes;
+    if (first && (m->rbuf = pier_spi_malloc(MSG_RBUF)) != NULL) {
+      memcpy(m->rbuf, l->abuf, first); /* came with the accept */
+      m->rend = first;
+    }
+    if ((rc = first && !m->rbuf ? PIER_ENOMEM : timer_start(m)) != 0) {
+      server_drop(m, rc);
+    } else {
+      if (first) pier__msg_handshake_input(m);
+      if (!m->closing && (m->phase == MSG_HELLO || m->phase == MSG_ASKING))
+        pier__msg_read(m);
+    }
   }
   start_accept(l);
   pier_spi_unlock(loop);
@@ -267,9 +277,14 @@ static void start_accept(msg_sock *l) {
   if (l->aop_busy || l->closing || l->phase != MSG_LISTENING ||
       l->npending >= MSG_MAX_PENDING)
     return;
+  if (!l->abuf && !(l->abuf = pier_spi_malloc(MSG_ABUF))) {
+    l->aop_failed = PIER_ENOMEM;
+    return;
+  }
   pier_op_init(&l->aop);
   l->aop.data = l;
-  int rc = pier_accept(l->lower, &l->aop, NULL, NULL, accepted);
+  int rc = pier_spi_accept_first(l->lower, &l->aop, l->abuf, MSG_ABUF,
+                                 accepted);
   if (rc == 0) l->aop_busy = 1;
   else l->aop_failed = rc;
 }

@@ -33,6 +33,8 @@ enum msg_phase {
 #define MSG_MAX_PENDING 64
 /* Receive buffer of a socket, allocated at its first receive. */
 #define MSG_RBUF 16384
+/* First bytes a listener takes with an accept (pier_spi_accept_first). */
+#define MSG_ABUF 1024
 
 typedef struct msg_sock msg_sock;
 
@@ -92,6 +94,8 @@ struct msg_sock {
 
   /* a listener */
   pier_op aop;          /* the accept on the lower listener */
+  uint8_t *abuf;        /* the caller's first bytes, where they come with
+                           the accept (AcceptEx) */
   int aop_busy, aop_failed;
   pier_opq acceptq;     /* upper accepts */
   msg_sock *pending;    /* connections being read or waiting */

@@ -46,7 +46,8 @@ static void lower_closed(pier_socket *lower) {
   pier_spi_free(m->cdata);
   pier_spi_free(m->ddata);
   pier_spi_free(m->answer);
-  m->rbuf = m->hello = m->cdata = m->ddata = m->answer = NULL;
+  pier_spi_free(m->abuf);
+  m->rbuf = m->hello = m->cdata = m->ddata = m->answer = m->abuf = NULL;
   pier_spi_closed(m->s);
   pier_spi_unlock(loop);
 }
@@ -79,6 +80,12 @@ static int msg_listen(pier_socket *s, int backlog) {
 #  endif
   pier_setsockopt_raw(m->lower, IPPROTO_TCP, TCP_FASTOPEN, &tfo, sizeof tfo);
 #endif
+  /* Where the base provider can, the request comes with the accept
+     (AcceptEx's receive buffer); callers silent past the handshake
+     timeout are dropped there. */
+  int first_ms = m->timeout_ms;
+  pier_setsockopt_raw(m->lower, PIER_SOL_PROVIDER, PIER_SPI_OPT_ACCEPT_FIRST,
+                      &first_ms, sizeof first_ms);
   int rc = pier_listen(m->lower, backlog);
   if (rc == 0 && m->phase == MSG_IDLE) {
     m->phase = MSG_LISTENING;
@@ -138,6 +145,9 @@ static int msg_setsockopt(pier_socket *s, int level, int name, const void *val,
   }
   if (name == PIER_SO_HANDSHAKE_TIMEOUT) {
     m->timeout_ms = v;
+    if (m->phase == MSG_LISTENING) /* silent callers held by the base */
+      pier_setsockopt_raw(m->lower, PIER_SOL_PROVIDER,
+                          PIER_SPI_OPT_ACCEPT_FIRST, &v, sizeof v);
     return 0;
   }
   if (name == PIER_SO_PREPOSTED_ACCEPTS || name == PIER_SO_ZERO_READ)
