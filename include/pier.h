@@ -416,10 +416,14 @@ enum pier_sockopt {
                            sends or takes, 1..PIER_MESSAGE_MAX, default
                            PIER_MESSAGE_DEFAULT_MAX; accepted sockets take
                            the listener's */
-  PIER_SO_HANDSHAKE_TIMEOUT /* milliseconds a connect-time handshake may
+  PIER_SO_HANDSHAKE_TIMEOUT, /* milliseconds a connect-time handshake may
                            take (connect data, TLS), 1..3600000, default
                            PIER_HANDSHAKE_TIMEOUT_DEFAULT; accepted sockets
                            take the listener's */
+  PIER_SO_ACCEPT_FIRST  /* listener, set before pier_listen: milliseconds,
+                           0 (off, default)..3600000; see
+                           pier_accept_first.  PIER_ENOPROTOOPT where the
+                           provider has no such accept (libevent) */
 };
 
 /* Limits of pier's layered protocols (doc/protocol.md). */
@@ -672,6 +676,39 @@ int pier_accept(pier_socket *listener, pier_op *op, pier_condition_fn cond,
 int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
                  size_t addrlen, pier_connect_data *cdata, const pier_qos *qos,
                  pier_op_cb cb);
+
+/*
+ * pier_accept_first - AcceptEx with a receive buffer: pier_accept (no
+ * condition function, overlapped only) that also takes the caller's first
+ * bytes into buf (len >= 1 bytes, valid until completion), op->bytes
+ * saying how many.  On a listener where PIER_SO_ACCEPT_FIRST is set
+ * (iocp) the accept completes only once the caller has sent something;
+ * callers that stay connected and silent longer than its value are
+ * closed and never reach the application.  A protocol whose server
+ * speaks first must not use it.  Elsewhere it completes as pier_accept
+ * does, with op->bytes 0, the data then read with pier_recv.  Bytes past
+ * len (at most 1024 are taken with the accept) wait for pier_recv.
+ * Errors as pier_accept, and PIER_EINVAL for NULL buf or len 0, or a
+ * condition-function accept pending in the same accept-first mode.
+ */
+int pier_accept_first(pier_socket *listener, pier_op *op, void *buf,
+                      size_t len, pier_op_cb cb);
+
+/*
+ * pier_connect_first - ConnectEx with a send buffer: pier_connect
+ * (overlapped only, no connect data) that sends first (len bytes, valid
+ * until completion) with the connection where the OS can: in ConnectEx's
+ * send buffer on Windows (in the SYN with TCP Fast Open where Windows has
+ * it), in the SYN with TCP Fast Open on Linux when the kernel allows it
+ * and holds a cookie for the server.  It completes like pier_connect, with
+ * op->bytes the part of first that went out: all of it, or 0 where
+ * nothing could be sent that way - the caller sends the rest with
+ * pier_send.  With Fast Open the connect may complete before the server
+ * has answered; a refusal then shows in the next operation.
+ */
+int pier_connect_first(pier_socket *s, pier_op *op, const struct sockaddr *addr,
+                       size_t addrlen, const void *first, size_t len,
+                       pier_op_cb cb);
 
 /*
  * pier_recv - receive into nbufs buffers, filled in order (scatter).

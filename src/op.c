@@ -259,7 +259,7 @@ int pier_accept(pier_socket *l, pier_op *op, pier_condition_fn cond,
   return start(l, op, cb);
 }
 
-int pier_spi_accept_first(pier_socket *l, pier_op *op, void *buf, size_t len,
+int pier_accept_first(pier_socket *l, pier_op *op, void *buf, size_t len,
                           pier_op_cb cb) {
   int rc = begin(l, op, PIER_OP_ACCEPT);
   if (rc) return rc;
@@ -272,7 +272,7 @@ int pier_spi_accept_first(pier_socket *l, pier_op *op, void *buf, size_t len,
   return start(l, op, cb);
 }
 
-int pier_spi_connect_first(pier_socket *s, pier_op *op,
+int pier_connect_first(pier_socket *s, pier_op *op,
                            const struct sockaddr *addr, size_t addrlen,
                            const void *first, size_t len, pier_op_cb cb) {
   int rc = begin(s, op, PIER_OP_CONNECT);

@@ -73,7 +73,7 @@ static int map(const pier_socket *s, int opt, os_opt *o) {
     o->name = v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL;
     break;
   default:
-    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_HANDSHAKE_TIMEOUT)
+    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_ACCEPT_FIRST)
                ? PIER_ENOPROTOOPT : PIER_EINVAL;
   }
   int tcp_only = o->level == IPPROTO_TCP;
@@ -128,15 +128,19 @@ static int get_linger(pier_socket *s, int *seconds) {
   return rc;
 }
 
-/* Options a layered provider keeps (PIER_ENOPROTOOPT from the others). */
+/* Options a provider keeps itself, layered (messages, handshakes) or base
+   (accept-first): PIER_ENOPROTOOPT from the others. */
 static int layer_opt(int opt) {
-  return opt == PIER_SO_MAX_MESSAGE || opt == PIER_SO_HANDSHAKE_TIMEOUT;
+  return opt == PIER_SO_MAX_MESSAGE || opt == PIER_SO_HANDSHAKE_TIMEOUT ||
+         opt == PIER_SO_ACCEPT_FIRST;
 }
 
 static int layer_opt_set(pier_socket *s, int opt, int value) {
   if (opt == PIER_SO_MAX_MESSAGE && (value < 1 || value > PIER_MESSAGE_MAX))
     return PIER_EINVAL;
   if (opt == PIER_SO_HANDSHAKE_TIMEOUT && (value < 1 || value > 3600000))
+    return PIER_EINVAL;
+  if (opt == PIER_SO_ACCEPT_FIRST && (value < 0 || value > 3600000))
     return PIER_EINVAL;
   return pier__prov_setsockopt(s, PIER_SOL_PROVIDER, opt, &value,
                                sizeof value);

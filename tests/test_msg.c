@@ -811,7 +811,7 @@ END_TEST
 /* 6. first data with the connection                                   */
 /* ------------------------------------------------------------------ */
 
-/* pier_spi_connect_first on a base provider: part of the data (all of it
+/* pier_connect_first on a base provider: part of the data (all of it
    with ConnectEx, none without a Fast Open cookie) goes with the connect,
    the caller sends the rest, the peer gets every byte once. */
 START_TEST(connect_first_sends_each_byte_once) {
@@ -828,7 +828,7 @@ START_TEST(connect_first_sends_each_byte_once) {
   size_t n = sizeof first - 1;
   memset(&k, 0, sizeof k);
   k.op.data = &k.r;
-  T_OK(pier_spi_connect_first(c, &k.op, T_SA(&addr), alen, first, n, rec_cb));
+  T_OK(pier_connect_first(c, &k.op, T_SA(&addr), alen, first, n, rec_cb));
   t_run_until(loop, &k.r.count, 5000);
   T_OK(k.r.status);
   ck_assert_msg(k.r.bytes == 0 || k.r.bytes == n, "sent %zu of %zu with the "
@@ -851,14 +851,14 @@ START_TEST(connect_first_sends_each_byte_once) {
   ck_assert_mem_eq(got, first, n);
   pier_op bad;
   memset(&bad, 0, sizeof bad);
-  T_ERR(pier_spi_connect_first(c, &bad, T_SA(&addr), alen, NULL, 3, rec_cb),
+  T_ERR(pier_connect_first(c, &bad, T_SA(&addr), alen, NULL, 3, rec_cb),
         PIER_EINVAL);
   pier_socket *all[] = { l, c, a.op.accepted };
   close_all(loop, all, 3);
 }
 END_TEST
 
-/* pier_spi_accept_first: where the provider waits for the first bytes
+/* pier_accept_first: where the provider waits for the first bytes
    with the accept (iocp: AcceptEx's receive buffer) they come with it;
    elsewhere the accept completes without them and a receive gets them. */
 START_TEST(accept_first_brings_the_first_bytes) {
@@ -868,8 +868,13 @@ START_TEST(accept_first_brings_the_first_bytes) {
   pier_socket *l, *c;
   T_OK(pier_socket_open(loop, pier_protocol_find("tcp4"), 0, &l));
   int ms = 5000;
-  int rc = pier_setsockopt_raw(l, PIER_SOL_PROVIDER, PIER_SPI_OPT_ACCEPT_FIRST,
-                               &ms, sizeof ms);
+  T_ERR(pier_setsockopt(l, PIER_SO_ACCEPT_FIRST, -1), PIER_EINVAL);
+  int rc = pier_setsockopt(l, PIER_SO_ACCEPT_FIRST, ms);
+  if (rc == 0) {
+    int v = 0;
+    T_OK(pier_getsockopt(l, PIER_SO_ACCEPT_FIRST, &v));
+    ck_assert_int_eq(v, ms);
+  }
   ck_assert_msg(rc == 0 || rc == PIER_ENOPROTOOPT, "%s", pier_err_name(rc));
   t_loopback("tcp4", &addr, &alen);
   T_OK(pier_bind(l, T_SA(&addr), alen));
@@ -880,7 +885,7 @@ START_TEST(accept_first_brings_the_first_bytes) {
   side a, k, snd;
   memset(&a, 0, sizeof a);
   a.op.data = &a.r;
-  T_OK(pier_spi_accept_first(l, &a.op, first, sizeof first, rec_cb));
+  T_OK(pier_accept_first(l, &a.op, first, sizeof first, rec_cb));
   start_connect(loop, "tcp4", &k, &c, &addr, alen, NULL, NULL);
   t_run_until(loop, &k.r.count, 5000);
   T_OK(k.r.status);
@@ -900,8 +905,8 @@ START_TEST(accept_first_brings_the_first_bytes) {
   }
   pier_op bad;
   memset(&bad, 0, sizeof bad);
-  T_ERR(pier_spi_accept_first(l, &bad, NULL, 10, rec_cb), PIER_EINVAL);
-  T_ERR(pier_spi_accept_first(c, &bad, first, 10, rec_cb), PIER_EINVAL);
+  T_ERR(pier_accept_first(l, &bad, NULL, 10, rec_cb), PIER_EINVAL);
+  T_ERR(pier_accept_first(c, &bad, first, 10, rec_cb), PIER_EINVAL);
   pier_socket *all[] = { l, c, a.op.accepted };
   close_all(loop, all, 3);
 }

@@ -17,8 +17,8 @@
  *     listener decides after the fact (REJECT closes with a reset, DEFER
  *     holds the slot at the head), as on POSIX.
  *   - accept-first, AcceptEx with a receive buffer (a layer asked for it
- *     with PIER_SPI_OPT_ACCEPT_FIRST and accepts with
- *     pier_spi_accept_first): a slot completes only when the caller has
+ *     with PIER_SO_ACCEPT_FIRST and accepts with
+ *     pier_accept_first): a slot completes only when the caller has
  *     sent its first bytes, which come with the accept.  A caller that
  *     connects and stays silent would hold its slot for ever, so once a
  *     second the slots are asked for SO_CONNECT_TIME and a caller silent

@@ -168,7 +168,7 @@ static int start_connect(iocp_sock *is, pier_op *op) {
   is->connecting = 1;
   InterlockedIncrement(&is->inflight);
   pier__iocp_ev_arm(is, IOCP_DIR_W, &x->h.ov);
-  /* First data (pier_spi_connect_first) rides in ConnectEx's send buffer,
+  /* First data (pier_connect_first) rides in ConnectEx's send buffer,
      in the SYN where Windows has TCP Fast Open (asked for here; refused
      quietly elsewhere, Wine included). */
   void *first = NULL;

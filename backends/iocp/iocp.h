@@ -68,7 +68,7 @@ typedef struct iocp_slot {
   int killed;              /* closed for silence: post again quietly */
 } iocp_slot;
 
-/* Accept-first listeners (PIER_SPI_OPT_ACCEPT_FIRST): the first bytes an
+/* Accept-first listeners (PIER_SO_ACCEPT_FIRST): the first bytes an
    AcceptEx waits for, and the slots such a listener keeps posted, each
    able to hold a silent caller until the silence limit. */
 #define IOCP_FIRST_LEN 1024
@@ -122,7 +122,7 @@ struct iocp_sock {
   iocp_slot *ready_head, *ready_tail;
   pier_opq acceptq;        /* accept ops waiting for a request */
   int held;                /* deferred: wait for the next pier_accept */
-  int first_ms;            /* PIER_SPI_OPT_ACCEPT_FIRST, or 0 */
+  int first_ms;            /* PIER_SO_ACCEPT_FIRST, or 0 */
   int first;               /* slots take first bytes (accept-first mode) */
   HANDLE first_timer;      /* looks for silent callers each second */
   HANDLE accept_event, accept_wait;

@@ -289,6 +289,12 @@ static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
     *len = sizeof(int);
     return 0;
   }
+  if (level == PIER_SOL_PROVIDER && name == PIER_SO_ACCEPT_FIRST &&
+      *len >= sizeof(int)) {
+    *(int *)val = iocp_sock_of(s)->first_ms;
+    *len = sizeof(int);
+    return 0;
+  }
   if (level == PIER_SOL_PROVIDER) return PIER_ENOPROTOOPT;
   iocp_sock *is = iocp_sock_of(s);
   int l = (int)*len;
@@ -302,7 +308,7 @@ static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
 
 static int iocp_setsockopt(pier_socket *s, int level, int name, const void *val,
                            size_t len) {
-  if (level == PIER_SOL_PROVIDER && name == PIER_SPI_OPT_ACCEPT_FIRST) {
+  if (level == PIER_SOL_PROVIDER && name == PIER_SO_ACCEPT_FIRST) {
     iocp_sock *is = iocp_sock_of(s);
     if (len != sizeof(int) || *(const int *)val < 0) return PIER_EINVAL;
     /* The mode is chosen at the first accept; the limit may change. */

@@ -144,7 +144,7 @@ int pier__lev_try_send(lev_sock *ls, pier_op *op) {
 }
 
 /*
- * A connect with first data (pier_spi_connect_first): TCP Fast Open where
+ * A connect with first data (pier_connect_first): TCP Fast Open where
  * the kernel has TCP_FASTOPEN_CONNECT and allows it.  connect() then
  * returns at once and the first send carries the data in the SYN when the
  * kernel holds a cookie for the server; without one the kernel asks for a

@@ -51,7 +51,12 @@ enum pier_provider_caps {
  * PIER_SO_ZERO_READ as name and an int value: a provider that uses them
  * keeps its copy, one without the mechanism returns 0, and either may
  * refuse (PIER_EBUSY once the value can no longer change).  The core keeps
- * the values and answers pier_getsockopt itself.
+ * the values and answers pier_getsockopt itself.  PIER_SO_ACCEPT_FIRST,
+ * PIER_SO_MAX_MESSAGE and PIER_SO_HANDSHAKE_TIMEOUT come the same way to
+ * both slots, set and get; a provider without them answers
+ * PIER_ENOPROTOOPT.  The buffer of pier_accept_first and
+ * pier_connect_first is op->pier__r.bufs[0] of the PIER_OP_ACCEPT or
+ * PIER_OP_CONNECT (nbufs 0: none).
  */
 #define PIER_SOL_PROVIDER 0x70696572 /* "pier" */
 
@@ -75,17 +80,6 @@ enum pier_provider_caps {
  * PIER_ENOPROTOOPT from a provider without disconnect data.
  */
 #define PIER_SPI_OPT_DISCONNECT_DATA 0x101
-
-/*
- * PIER_SPI_OPT_ACCEPT_FIRST: set (an int, milliseconds) on a listener
- * before pier_listen, it asks the provider to let accepts started with
- * pier_spi_accept_first wait for the caller's first bytes where the OS
- * can (AcceptEx's receive buffer), dropping callers that stay silent
- * that long (the limit may be changed later).  PIER_ENOPROTOOPT from a
- * provider without the mechanism (its accepts then complete with no
- * first bytes).
- */
-#define PIER_SPI_OPT_ACCEPT_FIRST 0x102
 
 /* pier__r.state values of an operation. */
 enum pier_op_state {
@@ -340,21 +334,6 @@ void pier_spi_lock(pier_loop *loop);
 void pier_spi_unlock(pier_loop *loop);
 
 /*
- * pier_spi_connect_first - pier_connect (overlapped) on a stream socket
- * that sends first with the connection, where the OS can: ConnectEx's
- * send buffer on Windows, TCP Fast Open on Linux (when the kernel allows
- * it; else an ordinary connect).  Completes like pier_connect, with
- * op->bytes the part of first (one buffer, copied by the provider at
- * once or sent from it before completing) that went out with the
- * connection: 0 where nothing could be sent that way; the caller sends
- * the rest.  In a base provider's submit slot the buffer is
- * op->pier__r.bufs[0] of a PIER_OP_CONNECT (nbufs 0: none).
- */
-int pier_spi_connect_first(pier_socket *s, pier_op *op,
-                           const struct sockaddr *addr, size_t addrlen,
-                           const void *first, size_t len, pier_op_cb cb);
-
-/*
  * pier_spi_thread_exit_hook - have fn called by every thread pier starts
  * to serve a loop (pier_loop_options.threads) just before it exits, for a
  * library that keeps per-thread state (OpenSSL's OPENSSL_thread_stop).
@@ -362,17 +341,6 @@ int pier_spi_connect_first(pier_socket *s, pier_op *op,
  * PIER_EINVAL for NULL.  Any thread.
  */
 int pier_spi_thread_exit_hook(void (*fn)(void));
-
-/*
- * pier_spi_accept_first - pier_accept (overlapped, no condition) that
- * also takes the caller's first bytes into buf where the provider waits
- * for them with the accept (PIER_SPI_OPT_ACCEPT_FIRST): op->bytes says
- * how many, 0 elsewhere.  buf (len bytes, at least 1024 for the bytes not
- * to be cut) must stay valid until completion.  In a base provider's
- * submit slot the buffer is op->pier__r.bufs[0] of a PIER_OP_ACCEPT.
- */
-int pier_spi_accept_first(pier_socket *listener, pier_op *op, void *buf,
-                          size_t len, pier_op_cb cb);
 
 /*
  * pier_spi_timer_firing - 1 while t's callback runs (or is about to) on

@@ -148,7 +148,7 @@ int pier__msg_connect(msg_sock *m, pier_op *op) {
   m->cop.data = m;
   /* The QoS is on the lower socket already (pier_connect applied it
      through the option slots); the request carries it to the listener. */
-  int rc = pier_spi_connect_first(m->lower, &m->cop,
+  int rc = pier_connect_first(m->lower, &m->cop,
                                   (const struct sockaddr *)&op->pier__r.addr,
                                   op->pier__r.addr_len, hello,
                                   WIRE_HELLO_SIZE + clen, connected);
@@ -283,7 +283,7 @@ static void start_accept(msg_sock *l) {
   }
   pier_op_init(&l->aop);
   l->aop.data = l;
-  int rc = pier_spi_accept_first(l->lower, &l->aop, l->abuf, MSG_ABUF,
+  int rc = pier_accept_first(l->lower, &l->aop, l->abuf, MSG_ABUF,
                                  accepted);
   if (rc == 0) l->aop_busy = 1;
   else l->aop_failed = rc;

@@ -33,7 +33,7 @@ enum msg_phase {
 #define MSG_MAX_PENDING 64
 /* Receive buffer of a socket, allocated at its first receive. */
 #define MSG_RBUF 16384
-/* First bytes a listener takes with an accept (pier_spi_accept_first). */
+/* First bytes a listener takes with an accept (pier_accept_first). */
 #define MSG_ABUF 1024
 
 typedef struct msg_sock msg_sock;

@@ -83,9 +83,7 @@ static int msg_listen(pier_socket *s, int backlog) {
   /* Where the base provider can, the request comes with the accept
      (AcceptEx's receive buffer); callers silent past the handshake
      timeout are dropped there. */
-  int first_ms = m->timeout_ms;
-  pier_setsockopt_raw(m->lower, PIER_SOL_PROVIDER, PIER_SPI_OPT_ACCEPT_FIRST,
-                      &first_ms, sizeof first_ms);
+  pier_setsockopt(m->lower, PIER_SO_ACCEPT_FIRST, m->timeout_ms);
   int rc = pier_listen(m->lower, backlog);
   if (rc == 0 && m->phase == MSG_IDLE) {
     m->phase = MSG_LISTENING;
@@ -146,8 +144,7 @@ static int msg_setsockopt(pier_socket *s, int level, int name, const void *val,
   if (name == PIER_SO_HANDSHAKE_TIMEOUT) {
     m->timeout_ms = v;
     if (m->phase == MSG_LISTENING) /* silent callers held by the base */
-      pier_setsockopt_raw(m->lower, PIER_SOL_PROVIDER,
-                          PIER_SPI_OPT_ACCEPT_FIRST, &v, sizeof v);
+      pier_setsockopt(m->lower, PIER_SO_ACCEPT_FIRST, v);
     return 0;
   }
   if (name == PIER_SO_PREPOSTED_ACCEPTS || name == PIER_SO_ZERO_READ)
