@@ -15,23 +15,34 @@
  *     it up in any order.
  *   - State shared between connections (the statistics) is the
  *     application's to lock: one mutex here.
- *   - A condition function that admits loopback callers only, and
+ *   - A condition function that rejects callers in the --deny ranges
+ *     (CIDR, IPv4 or IPv6, parsed with a numeric pier_resolve), and
  *     NACCEPTS accepts kept posted so bursts of connections are taken fast.
  *
  * How to run it
- *   iocpserver [-p port] [-t threads]   serve on 127.0.0.1:port (default
- *                                       5004) with 4 threads until killed;
+ *   iocpserver -p PORT [-t THREADS] [--deny CIDR]...
+ *                                       serve on 127.0.0.1:PORT (default
+ *                                       5004) with THREADS (4) threads until
+ *                                       killed, refusing callers in each
+ *                                       CIDR (e.g. 127.0.0.2/32, ::1/128);
  *                                       drive it with examples/iocpclient
+ *   iocpserver -p port --accept-close   accept each caller through the
+ *                                       condition function, then close it
+ *                                       at once (for bench/run's accepts
+ *                                       per second); no echo
  *   iocpserver --selftest               the server plus NCLIENTS clients on
  *                                       the same loop, each exchanging
  *                                       ROUNDS messages and checking every
- *                                       echoed byte
+ *                                       echoed byte, and one more client
+ *                                       from 127.0.0.2, denied by
+ *                                       --deny 127.0.0.2/32
  *   PIER_BACKEND=name picks the provider.
  *
  * Expected output of --selftest:
  *   iocpserver: pier 0.1.0 on provider libevent, 4 threads, listening on 127.0.0.1:45001
+ *   iocpserver: condition: caller denied (127.0.0.2/32)
  *   iocpserver: 16 connections, 16 closed, 3920244 bytes echoed
- *   iocpserver: selftest ok (16 clients verified)
+ *   iocpserver: selftest ok (16 clients verified, 1 denied)
  * and exit status 0 (1 on any failure).
  *
  * Build in the tree (make examples/iocpserver) or against an installed pier:
@@ -70,6 +81,17 @@ static pier_loop *loop;
 static pier_socket *listener;
 static pier_op accept_ops[NACCEPTS];
 static pier_timer deadline;
+static int accept_close; /* --accept-close: close each accepted caller */
+
+/* --deny ranges: an address and a prefix length, per family. */
+#define MAX_DENY 8
+static struct deny {
+  int family;
+  unsigned char addr[16];
+  unsigned bits;
+  char text[64];
+} denies[MAX_DENY];
+static int ndenies;
 
 /* Shared between connections, so behind the lock. */
 static lock_t stats_lock;
@@ -77,6 +99,7 @@ static struct {
   unsigned long opened, closed, failures;
   unsigned long long bytes;
   int clients_done, clients_ok, stopping;
+  int denied, denied_client_ok; /* condition REJECTs; the selftest's check */
 } stats;
 
 static void count_failure(const char *what, int rc) {
@@ -163,20 +186,80 @@ static void conn_recv(struct conn *c) {
   }
 }
 
-/* Admit loopback callers only (this example never leaves the machine). */
-static int loopback_only(pier_accept_info *info, void *ctx) {
+/* The address bytes of an IPv4 or IPv6 socket address; their count. */
+static size_t addr_bytes(const struct sockaddr *a, const unsigned char **p) {
+  if (a->sa_family == AF_INET) {
+    *p = (const unsigned char *)&((const struct sockaddr_in *)a)->sin_addr;
+    return 4;
+  }
+  if (a->sa_family == AF_INET6) {
+    *p = (const unsigned char *)&((const struct sockaddr_in6 *)a)->sin6_addr;
+    return 16;
+  }
+  return 0;
+}
+
+/* Is the caller inside d?  The first d->bits bits must match. */
+static int in_range(const struct deny *d, const struct sockaddr *a) {
+  const unsigned char *p;
+  size_t n = addr_bytes(a, &p);
+  if (a->sa_family != d->family || n == 0) return 0;
+  unsigned bits = d->bits, i = 0;
+  for (; bits >= 8; bits -= 8, i++)
+    if (p[i] != d->addr[i]) return 0;
+  unsigned char mask = (unsigned char)(0xFF00u >> bits);
+  return bits == 0 || (p[i] & mask) == (d->addr[i] & mask);
+}
+
+/* Parse "address/bits" with a numeric pier_resolve (blocking form). */
+static int add_deny(const char *cidr) {
+  struct deny *d = &denies[ndenies];
+  char host[64];
+  const char *slash = strchr(cidr, '/');
+  size_t hl = slash ? (size_t)(slash - cidr) : strlen(cidr);
+  if (ndenies == MAX_DENY || hl == 0 || hl >= sizeof host) return PIER_EINVAL;
+  memcpy(host, cidr, hl);
+  host[hl] = '\0';
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_flags = AI_NUMERICHOST;
+  pier_op op;
+  pier_op_init(&op);
+  int rc = pier_resolve(loop, &op, host, NULL, &hints, NULL);
+  if (rc != 0) return rc;
+  const unsigned char *p;
+  size_t n = addr_bytes(op.addrinfo->ai_addr, &p);
+  d->family = op.addrinfo->ai_addr->sa_family;
+  memcpy(d->addr, p, n);
+  pier_freeaddrinfo(op.addrinfo);
+  long bits = slash ? strtol(slash + 1, NULL, 10) : (long)(n * 8);
+  if (n == 0 || bits < 0 || bits > (long)(n * 8)) return PIER_EINVAL;
+  d->bits = (unsigned)bits;
+  snprintf(d->text, sizeof d->text, "%s", cidr);
+  ndenies++;
+  return 0;
+}
+
+/* REJECT callers inside a --deny range; ACCEPT the others.  It runs on
+   whichever thread polls, with nothing of the connection set up yet. */
+static int deny_listed(pier_accept_info *info, void *ctx) {
   (void)ctx;
-  const struct sockaddr *a = info->caller;
-  if (a->sa_family == AF_INET &&
-      (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127)
-    return PIER_CF_ACCEPT;
-  return PIER_CF_REJECT;
+  for (int i = 0; i < ndenies; i++) {
+    if (in_range(&denies[i], info->caller)) {
+      printf("iocpserver: condition: caller denied (%s)\n", denies[i].text);
+      lock(&stats_lock);
+      stats.denied++;
+      unlock(&stats_lock);
+      return PIER_CF_REJECT;
+    }
+  }
+  return PIER_CF_ACCEPT;
 }
 
 static void on_accept(pier_op *op, int status);
 
 static void post_accept(pier_op *op) {
-  int rc = pier_accept(listener, op, loopback_only, NULL, on_accept);
+  int rc = pier_accept(listener, op, deny_listed, NULL, on_accept);
   if (rc != 0) count_failure("pier_accept", rc);
 }
 
@@ -184,6 +267,16 @@ static void on_accept(pier_op *op, int status) {
   if (status == PIER_ECANCELED) return; /* the listener is closing */
   if (status != 0) {
     count_failure("accept", status);
+    post_accept(op);
+    return;
+  }
+  if (accept_close) { /* admitted by the condition function; done */
+    int rc = pier_close(op->accepted, NULL);
+    if (rc != 0) count_failure("pier_close", rc);
+    lock(&stats_lock);
+    stats.opened++;
+    stats.closed++;
+    unlock(&stats_lock);
     post_accept(op);
     return;
   }
@@ -293,6 +386,41 @@ static void on_deadline(pier_timer *t) {
   pier_loop_stop(loop); /* ends every thread's run */
 }
 
+/* The selftest's caller from 127.0.0.2: refused at connect (Windows'
+   conditional accept) or reset right after it; never served. */
+static struct client denied_client;
+
+static void denied_done(pier_op *op, int status) {
+  int refused = status != 0 || op->bytes == 0;
+  if (!refused) fprintf(stderr, "iocpserver: the denied caller was served\n");
+  lock(&stats_lock);
+  stats.denied_client_ok = refused;
+  unlock(&stats_lock);
+  pier_close(denied_client.sock, NULL);
+}
+
+static void denied_connected(pier_op *op, int status) {
+  if (status != 0) { denied_done(op, status); return; }
+  pier_buf b = pier_buf_init(denied_client.in, sizeof denied_client.in);
+  int rc = pier_recv(denied_client.sock, op, &b, 1, 0, denied_done);
+  if (rc != 0) denied_done(op, rc);
+}
+
+static int start_denied(unsigned port) {
+  struct sockaddr_in to = loopback(port), from = loopback(0);
+  from.sin_addr.s_addr = htonl(0x7F000002); /* 127.0.0.2 */
+  denied_client.op.data = &denied_client;
+  int rc = pier_socket_open(loop, pier_protocol_find("tcp4"), 0,
+                            &denied_client.sock);
+  if (rc == 0)
+    rc = pier_bind(denied_client.sock, (struct sockaddr *)&from, sizeof from);
+  if (rc == 0)
+    rc = pier_connect(denied_client.sock, &denied_client.op,
+                      (struct sockaddr *)&to, sizeof to, NULL, NULL,
+                      denied_connected);
+  return rc;
+}
+
 static int start_clients(unsigned port) {
   struct sockaddr_in to = loopback(port);
   for (int i = 0; i < NCLIENTS; i++) {
@@ -322,10 +450,12 @@ int main(int argc, char **argv) {
     if (strcmp(argv[i], "--selftest") == 0) selftest = 1;
     else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
     else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--accept-close") == 0) accept_close = 1;
+    else if (strcmp(argv[i], "--deny") == 0 && i + 1 < argc) i++; /* below */
     else {
-      fprintf(stderr, "usage: iocpserver [-p port] [-t threads] | "
-                      "iocpserver --selftest\n");
-      return 2;
+      fprintf(stderr, "usage: iocpserver -p PORT [-t THREADS] [--deny CIDR]... "
+                      "[--accept-close]\n       iocpserver --selftest | --help\n");
+      return strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
   if (selftest) port = 0;
@@ -337,6 +467,18 @@ int main(int argc, char **argv) {
   if (threads < 1 || (rc = pier_loop_new(&opts, &loop)) != 0) {
     fprintf(stderr, "iocpserver: pier_loop_new: %s\n",
             pier_strerror(threads < 1 ? PIER_EINVAL : rc));
+    return 1;
+  }
+  /* The --deny ranges, parsed now that there is a loop to resolve on. */
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--deny") != 0) continue;
+    if ((rc = add_deny(argv[++i])) != 0) {
+      fprintf(stderr, "iocpserver: --deny %s: %s\n", argv[i], pier_strerror(rc));
+      return 2;
+    }
+  }
+  if (selftest && (rc = add_deny("127.0.0.2/32")) != 0) {
+    fprintf(stderr, "iocpserver: selftest deny: %s\n", pier_strerror(rc));
     return 1;
   }
   struct sockaddr_in addr = loopback(port);
@@ -360,6 +502,7 @@ int main(int argc, char **argv) {
   if (selftest) {
     if ((rc = pier_timer_init(loop, &deadline)) == 0)
       rc = pier_timer_start(&deadline, DEADLINE_MS, 0, on_deadline);
+    if (rc == 0) rc = start_denied(port);
     if (rc == 0) rc = start_clients(port);
     if (rc != 0) {
       fprintf(stderr, "iocpserver: selftest setup: %s\n", pier_strerror(rc));
@@ -378,9 +521,10 @@ int main(int argc, char **argv) {
   int ok = stats.failures == 0;
   if (selftest) {
     ok = ok && stats.clients_ok == NCLIENTS && stats.opened == NCLIENTS &&
-         stats.closed == NCLIENTS;
-    printf("iocpserver: selftest %s (%d clients verified)\n",
-           ok ? "ok" : "FAILED", stats.clients_ok);
+         stats.closed == NCLIENTS && stats.denied >= 1 &&
+         stats.denied_client_ok;
+    printf("iocpserver: selftest %s (%d clients verified, %d denied)\n",
+           ok ? "ok" : "FAILED", stats.clients_ok, stats.denied);
   }
   return ok ? 0 : 1;
 }

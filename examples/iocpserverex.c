@@ -1,34 +1,50 @@
 /*
  * examples/iocpserverex.c - the "iocpserverex" sample: the multi-threaded
- * echo server of iocpserver with the two tunings IOCP servers use under
- * load.
+ * echo server of iocpserver, with accepts posted ahead of time that take
+ * the caller's first data with the connection, as AcceptEx does.
  *
  * What it shows (beyond iocpserver.c, which explains the threads and the
  * lock-free per-connection state)
- *   - PIER_SO_PREPOSTED_ACCEPTS on the listener, set before the first
- *     accept: how many accepts the provider keeps posted in the kernel
- *     (AcceptEx on the iocp provider), so a burst of callers is taken
- *     without waiting for the application to ask again.  Here 16, with
- *     NACCEPTS pier accepts outstanding on top.
+ *   - Pre-posted accepts: PREPOSTED accept operations are kept outstanding
+ *     on the listener all the time, each with the connection state (and
+ *     buffer) it will use, and PIER_SO_PREPOSTED_ACCEPTS (set before the
+ *     first accept) tells the provider how many accepts to keep posted in
+ *     the kernel (AcceptEx on the iocp provider).  A burst of callers is
+ *     taken without waiting for the application to ask again; each
+ *     completion posts a fresh accept at once.
+ *   - The first data with the accept: with PIER_SO_ACCEPT_FIRST set
+ *     on the listener before pier_listen, accepts started with
+ *     pier_accept_first complete only once the caller
+ *     has sent its first bytes, and bring them along (op->bytes of them in
+ *     the buffer given): the server echoes them straight away, saving a
+ *     receive per connection.  Callers that stay silent for FIRST_MS are
+ *     dropped by the provider.  A provider without the mechanism
+ *     (libevent) refuses the option (PIER_ENOPROTOOPT) and its accepts
+ *     simply complete with no data: the first receive then gets it.
  *   - PIER_SO_ZERO_READ on every accepted connection: a pending receive
  *     first waits with a zero-byte read, so thousands of idle connections
- *     keep no receive buffer locked in the kernel.
- *   Providers without the mechanism (libevent) accept both options, read
- *   them back and have nothing to tune: the program runs the same.
+ *     keep no receive buffer locked in the kernel (iocp; accepted and read
+ *     back, with nothing to tune, elsewhere).
  *
  * How to run it
- *   iocpserverex [-p port] [-t threads]   serve on 127.0.0.1:port (default
- *                                         5007) until killed; drive it with
- *                                         iocpclient -p 5007
- *   iocpserverex --selftest               the server plus NCLIENTS clients
- *                                         on the same loop, checking every
- *                                         echoed byte
+ *   iocpserverex -p PORT [-a PREPOSTED] [-t THREADS]
+ *       serve on 127.0.0.1:PORT until killed, with PREPOSTED accepts
+ *       (default 16, 1..256) posted ahead and THREADS threads (default 4)
+ *       serving the loop; drive it with
+ *       iocpclient -h 127.0.0.1 -p PORT -n 20 -s 3
+ *   iocpserverex --selftest
+ *       the server with -a 8 plus NCLIENTS clients on the same loop, each
+ *       sending first and checking every echoed byte; checks the number of
+ *       pre-posted accepts and that the first data came with every accept
+ *       where the provider takes it, and with none where it does not
+ *   iocpserverex --help
  *   PIER_BACKEND=name picks the provider.
  *
- * Expected output of --selftest:
+ * Expected output of --selftest (on libevent: "first data with the accept:
+ * not on this provider" and 0 of 16):
  *   iocpserverex: pier 0.1.0 on provider iocp, 4 threads, listening on 127.0.0.1:45001
- *   iocpserverex: 16 accepts pre-posted, zero-byte reads on
- *   iocpserverex: 16 connections, 16 closed, 3920244 bytes echoed
+ *   iocpserverex: 8 accepts pre-posted, first data with the accept: on
+ *   iocpserverex: 16 connections (16 with their first data), 16 closed, 3920244 bytes echoed
  *   iocpserverex: selftest ok (16 clients verified)
  * and exit status 0 (1 on any failure).
  *
@@ -41,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 
 /* ------------------------------------------------------------------ */
 /* one mutex, for the state shared between connections                */
@@ -59,24 +76,26 @@ static void lock(lock_t *l) { pthread_mutex_lock(l); }
 static void unlock(lock_t *l) { pthread_mutex_unlock(l); }
 #endif
 
-#define NACCEPTS 4        /* pier accepts outstanding on the listener */
-#define PREPOSTED 16      /* accepts the provider keeps posted */
-#define BUFSIZE 8192
+#define PREPOSTED 16      /* default -a */
+#define MAX_PREPOSTED 256 /* PIER_SO_PREPOSTED_ACCEPTS' limit */
+#define FIRST_MS 10000    /* a caller silent that long is dropped */
+#define BUFSIZE 8192      /* >= 1024: room for the first data */
 #define NCLIENTS 16       /* selftest connections */
+#define SELFTEST_PREPOSTED 8
 #define ROUNDS 30         /* selftest messages per connection */
 #define DEADLINE_MS 20000
 
 static pier_loop *loop;
 static pier_socket *listener;
-static pier_op accept_ops[NACCEPTS];
+static int accept_first;  /* the provider takes the first data with accepts */
 static pier_timer deadline;
 
 /* Shared between connections, so behind the lock. */
 static lock_t stats_lock;
 static struct {
-  unsigned long opened, closed, failures;
+  unsigned long opened, with_data, closed, failures;
   unsigned long long bytes;
-  int clients_done, clients_ok, stopping;
+  int clients_done, clients_ok, closing;
 } stats;
 
 static void count_failure(const char *what, int rc) {
@@ -99,10 +118,14 @@ static struct sockaddr_in loopback(unsigned port) {
 /* the server                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Per connection: only its own socket's callbacks touch it - no lock. */
+/*
+ * Per connection, allocated when its accept is posted: the accept's first
+ * data lands in buf.  Once accepted, only its own socket's callbacks touch
+ * it - no lock.
+ */
 struct conn {
   pier_socket *sock;
-  pier_op op;               /* recv, then send, then recv ... */
+  pier_op op;               /* accept, then recv, send, recv ... */
   char buf[BUFSIZE];
   unsigned long long bytes;
   int closing;
@@ -138,6 +161,16 @@ static void on_conn_sent(pier_op *op, int status) {
   conn_recv(c);
 }
 
+/* Echo the len bytes in c->buf, then receive again. */
+static void conn_echo(struct conn *c, size_t len) {
+  pier_buf b = pier_buf_init(c->buf, len);
+  int rc = pier_send(c->sock, &c->op, &b, 1, 0, on_conn_sent);
+  if (rc != 0) {
+    count_failure("pier_send", rc);
+    conn_close(c);
+  }
+}
+
 static void on_conn_recv(pier_op *op, int status) {
   struct conn *c = op->data;
   if (status != 0 || op->bytes == 0) { /* an error, or the end of stream */
@@ -146,12 +179,7 @@ static void on_conn_recv(pier_op *op, int status) {
     conn_close(c);
     return;
   }
-  pier_buf b = pier_buf_init(c->buf, op->bytes);
-  int rc = pier_send(c->sock, &c->op, &b, 1, 0, on_conn_sent);
-  if (rc != 0) {
-    count_failure("pier_send", rc);
-    conn_close(c);
-  }
+  conn_echo(c, op->bytes);
 }
 
 static void conn_recv(struct conn *c) {
@@ -163,49 +191,53 @@ static void conn_recv(struct conn *c) {
   }
 }
 
-/* Admit loopback callers only (this example never leaves the machine). */
-static int loopback_only(pier_accept_info *info, void *ctx) {
-  (void)ctx;
-  const struct sockaddr *a = info->caller;
-  if (a->sa_family == AF_INET &&
-      (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127)
-    return PIER_CF_ACCEPT;
-  return PIER_CF_REJECT;
-}
-
 static void on_accept(pier_op *op, int status);
 
-static void post_accept(pier_op *op) {
-  int rc = pier_accept(listener, op, loopback_only, NULL, on_accept);
-  if (rc != 0) count_failure("pier_accept", rc);
+/* Post one accept, with the state of the connection it will bring. */
+static int post_accept(void) {
+  struct conn *c = calloc(1, sizeof *c);
+  if (c == NULL) return PIER_ENOMEM;
+  c->op.data = c;
+  int rc;
+  /* The first data, where the provider takes it with the accept, lands
+     in c->buf; elsewhere this is a plain accept. */
+  rc = pier_accept_first(listener, &c->op, c->buf, sizeof c->buf, on_accept);
+  if (rc != 0) free(c);
+  return rc;
 }
 
 static void on_accept(pier_op *op, int status) {
-  if (status == PIER_ECANCELED) return; /* the listener is closing */
-  if (status != 0) {
-    count_failure("accept", status);
-    post_accept(op);
+  struct conn *c = op->data;
+  if (status == PIER_ECANCELED) { /* the listener is closing */
+    free(c);
     return;
   }
-  struct conn *c = calloc(1, sizeof *c);
-  if (c == NULL) {
-    count_failure("accept", PIER_ENOMEM);
-    pier_close(op->accepted, NULL);
-  } else {
-    c->sock = op->accepted;
-    c->op.data = c;
-    /* Idle connections hold no kernel receive buffer (iocp). */
-    int rc = pier_setsockopt(c->sock, PIER_SO_ZERO_READ, 1);
-    if (rc != 0) count_failure("PIER_SO_ZERO_READ", rc);
-    /* The new socket's callbacks cannot run before this one returns, so
-       the order of these two lines does not matter. */
-    pier_socket_set_data(c->sock, c);
-    conn_recv(c);
-    lock(&stats_lock);
-    stats.opened++;
-    unlock(&stats_lock);
+  /* Replace this accept at once, so PREPOSTED stay outstanding. */
+  lock(&stats_lock);
+  int closing = stats.closing;
+  unlock(&stats_lock);
+  if (!closing) {
+    int rc = post_accept();
+    if (rc != 0) count_failure("posting an accept", rc);
   }
-  post_accept(op); /* keep NACCEPTS posted */
+  if (status != 0) {
+    count_failure("accept", status);
+    free(c);
+    return;
+  }
+  size_t first = op->bytes; /* the first data that came along, or 0 */
+  c->sock = op->accepted;
+  pier_socket_set_data(c->sock, c);
+  /* Idle connections hold no kernel receive buffer (iocp). */
+  int rc = pier_setsockopt(c->sock, PIER_SO_ZERO_READ, 1);
+  if (rc != 0) count_failure("PIER_SO_ZERO_READ", rc);
+  lock(&stats_lock);
+  stats.opened++;
+  if (first > 0) stats.with_data++;
+  unlock(&stats_lock);
+  /* The new socket's callbacks cannot run before this one returns. */
+  if (first > 0) conn_echo(c, first); /* saved a receive */
+  else conn_recv(c);
 }
 
 /* ------------------------------------------------------------------ */
@@ -224,6 +256,9 @@ struct client {
 static struct client clients[NCLIENTS];
 
 static void selftest_stop(void) {
+  lock(&stats_lock);
+  stats.closing = 1; /* on_accept posts no more */
+  unlock(&stats_lock);
   int rc = pier_close(listener, NULL); /* its accepts: PIER_ECANCELED */
   if (rc != 0) count_failure("pier_close", rc);
   pier_timer_stop(&deadline);
@@ -318,28 +353,50 @@ static int start_clients(unsigned port) {
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
+static void usage(FILE *to) {
+  fprintf(to,
+    "usage: iocpserverex -p PORT [-a PREPOSTED] [-t THREADS]\n"
+    "       iocpserverex --selftest | --help\n"
+    "Echo server on 127.0.0.1:PORT keeping PREPOSTED accepts (default %d, "
+    "1..%d)\n"
+    "posted, which take the caller's first data along where the provider "
+    "can;\n"
+    "THREADS threads (default 4) serve the loop.  Drive it with "
+    "iocpclient.\n"
+    "  --selftest  -a %d and %d clients on the same loop, every echo "
+    "checked\n"
+    "PIER_BACKEND=name picks the provider.\n",
+    PREPOSTED, MAX_PREPOSTED, SELFTEST_PREPOSTED, NCLIENTS);
+}
+
 int main(int argc, char **argv) {
-  unsigned port = 5007;
-  int selftest = 0, threads = 4, rc;
+  unsigned port = 0;
+  int selftest = 0, threads = 4, preposted = PREPOSTED, rc;
   for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0) { usage(stdout); return 0; }
     if (strcmp(argv[i], "--selftest") == 0) selftest = 1;
     else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc) preposted = atoi(argv[++i]);
     else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
-    else {
-      fprintf(stderr, "usage: iocpserverex [-p port] [-t threads] | "
-                      "iocpserverex --selftest\n");
-      return 2;
-    }
+    else { usage(stderr); return 2; }
   }
-  if (selftest) port = 0;
+  if (selftest) {
+    port = 0;
+    preposted = SELFTEST_PREPOSTED;
+  }
+  if ((!selftest && (port < 1 || port > 65535)) || preposted < 1 ||
+      preposted > MAX_PREPOSTED || threads < 1 ||
+      threads > PIER_LOOP_MAX_THREADS) {
+    usage(stderr);
+    return 2;
+  }
   setvbuf(stdout, NULL, _IOLBF, 0);
   lock_init(&stats_lock);
 
-  /* The loop and its thread pool (PIER_EINVAL above PIER_LOOP_MAX_THREADS). */
+  /* The loop and its thread pool. */
   pier_loop_options opts = {sizeof opts, NULL, 0, (unsigned)threads};
-  if (threads < 1 || (rc = pier_loop_new(&opts, &loop)) != 0) {
-    fprintf(stderr, "iocpserverex: pier_loop_new: %s\n",
-            pier_strerror(threads < 1 ? PIER_EINVAL : rc));
+  if ((rc = pier_loop_new(&opts, &loop)) != 0) {
+    fprintf(stderr, "iocpserverex: pier_loop_new: %s\n", pier_strerror(rc));
     return 1;
   }
   struct sockaddr_in addr = loopback(port);
@@ -348,12 +405,19 @@ int main(int argc, char **argv) {
   rc = pier_socket_open(loop, pier_protocol_find("tcp4"), 0, &listener);
   if (rc == 0 && !selftest) rc = pier_setsockopt(listener, PIER_SO_REUSEADDR, 1);
   if (rc == 0) rc = pier_bind(listener, (struct sockaddr *)&addr, sizeof addr);
+  /* Before pier_listen: accepts wait for the caller's first data and
+     bring it along, where the provider can (else PIER_ENOPROTOOPT). */
+  if (rc == 0) {
+    int frc = pier_setsockopt(listener, PIER_SO_ACCEPT_FIRST, FIRST_MS);
+    if (frc == 0) accept_first = 1;
+    else if (frc != PIER_ENOPROTOOPT) rc = frc;
+  }
   if (rc == 0) rc = pier_listen(listener, 0);
   if (rc == 0) rc = pier_getsockname(listener, &ss, &len);
   /* Before the first accept: how many the provider keeps posted. */
-  if (rc == 0) rc = pier_setsockopt(listener, PIER_SO_PREPOSTED_ACCEPTS, PREPOSTED);
-  int preposted = 0;
-  if (rc == 0) rc = pier_getsockopt(listener, PIER_SO_PREPOSTED_ACCEPTS, &preposted);
+  if (rc == 0) rc = pier_setsockopt(listener, PIER_SO_PREPOSTED_ACCEPTS, preposted);
+  int posted = 0;
+  if (rc == 0) rc = pier_getsockopt(listener, PIER_SO_PREPOSTED_ACCEPTS, &posted);
   if (rc != 0) {
     fprintf(stderr, "iocpserverex: listener: %s\n", pier_strerror(rc));
     return 1;
@@ -362,9 +426,16 @@ int main(int argc, char **argv) {
   printf("iocpserverex: pier %s on provider %s, %d threads, listening on "
          "127.0.0.1:%u\n", pier_version_string(), pier_loop_backend(loop),
          threads, port);
-  printf("iocpserverex: %d accepts pre-posted, zero-byte reads on\n", preposted);
+  printf("iocpserverex: %d accepts pre-posted, first data with the accept: "
+         "%s\n", posted, accept_first ? "on" : "not on this provider");
 
-  for (int i = 0; i < NACCEPTS; i++) post_accept(&accept_ops[i]);
+  /* The application's side of pre-posting: preposted accepts outstanding,
+     each replaced as it completes (on_accept). */
+  for (int i = 0; i < preposted && rc == 0; i++) rc = post_accept();
+  if (rc != 0) {
+    fprintf(stderr, "iocpserverex: posting accepts: %s\n", pier_strerror(rc));
+    return 1;
+  }
   if (selftest) {
     if ((rc = pier_timer_init(loop, &deadline)) == 0)
       rc = pier_timer_start(&deadline, DEADLINE_MS, 0, on_deadline);
@@ -381,10 +452,20 @@ int main(int argc, char **argv) {
   if (rc < 0) count_failure("pier_loop_run", rc);
   if ((rc = pier_loop_free(loop)) != 0) count_failure("pier_loop_free", rc);
 
-  printf("iocpserverex: %lu connections, %lu closed, %llu bytes echoed\n",
-         stats.opened, stats.closed, stats.bytes);
+  printf("iocpserverex: %lu connections (%lu with their first data), %lu "
+         "closed, %llu bytes echoed\n", stats.opened, stats.with_data,
+         stats.closed, stats.bytes);
   int ok = stats.failures == 0;
   if (selftest) {
+    /* Every client sends first: with accept-first each accept brings
+       data; without, none does. */
+    unsigned long want_data = accept_first ? NCLIENTS : 0;
+    if (posted != SELFTEST_PREPOSTED || stats.with_data != want_data) {
+      fprintf(stderr, "iocpserverex: %d accepts pre-posted (want %d), %lu "
+              "with data (want %lu)\n", posted, SELFTEST_PREPOSTED,
+              stats.with_data, want_data);
+      ok = 0;
+    }
     ok = ok && stats.clients_ok == NCLIENTS && stats.opened == NCLIENTS &&
          stats.closed == NCLIENTS;
     printf("iocpserverex: selftest %s (%d clients verified)\n",

@@ -1,34 +1,44 @@
 /*
- * examples/simple.c - the "simple" server of the Winsock samples: blocking
- * calls, one thread per client.
+ * examples/simple.c - the "simple" server of the Winsock samples: an echo
+ * server made of blocking calls, one thread per TCP client, or a single
+ * recvfrom/sendto loop for UDP.
  *
  * What it shows
  *   - Blocking calls: every pier operation started with cb == NULL blocks
  *     until it is done and returns its status, exactly like Winsock's
- *     accept/recv/send on a blocking socket.  No callback, and no loop has
- *     to be running for them.
- *   - Thread per client: the main thread blocks in pier_accept; each
+ *     accept/recv/send/recvfrom/sendto on a blocking socket.  No callback,
+ *     and no loop has to be running for them.
+ *   - TCP, thread per client: the main thread blocks in pier_accept; each
  *     accepted connection gets a thread of its own that echoes what it
  *     receives until the client shuts down its side.
+ *   - UDP (-u): no connections, so no threads: one socket, and a loop of
+ *     blocking pier_recvfrom (which also tells who sent the datagram) and
+ *     pier_sendto back to that address.  Each datagram is echoed whole.
  *   - The loop is created with several threads (pier_loop_options.threads)
  *     only so that every pier call may be made from any thread (see
  *     pier_loop_new in pier.h); it is run once, at the end, to let the close
  *     callbacks of the sockets run before pier_loop_free.
  *
  * How to run it
- *   simple [-p port] [-n clients]   serve on 127.0.0.1:port (default 5001),
- *                                   stop after that many clients (default:
- *                                   never); try it with simplec
- *   simple --selftest               serve 3 clients on a free port; a client
- *                                   thread in this process connects 3 times
- *                                   and checks every echoed byte
+ *   simple -p PORT        serve TCP on 127.0.0.1:PORT until killed; try it
+ *                         with `simplec -h 127.0.0.1 -p PORT`
+ *   simple -p PORT -u     serve UDP on 127.0.0.1:PORT until killed; try it
+ *                         with `simplec -h 127.0.0.1 -p PORT -u`
+ *   simple --selftest     TCP: serve 3 clients on a free port while a client
+ *                         thread in this process connects 3 times and checks
+ *                         every echoed byte; then UDP: echo 5 datagrams (up
+ *                         to 8000 bytes) to a client thread that checks them
+ *   simple --help
  *   PIER_BACKEND=name picks the provider (pier_providers lists them).
  *
  * Expected output of --selftest (ports vary):
- *   simple: pier 0.1.0 on provider libevent, listening on 127.0.0.1:40127
+ *   simple: pier 0.1.0 on provider libevent, TCP on 127.0.0.1:40127
  *   simple: client 1 from 127.0.0.1:51234, serving it in a thread
  *   ...
  *   simple: client 2 done, 3 messages 108 bytes echoed
+ *   ...
+ *   simple: pier 0.1.0 on provider libevent, UDP on 127.0.0.1:40128
+ *   simple: 31 bytes from 127.0.0.1:51240 echoed
  *   ...
  *   simple: selftest ok
  * and exit status 0 (1 on any failure, with pier_strerror's text).
@@ -36,6 +46,10 @@
  * Build in the tree (make examples/simple) or against an installed pier:
  *   cc simple.c $(pkg-config --cflags --libs pier) -lpthread -o simple
  */
+/* nanosleep is POSIX: ask for it even under a strict -std=c99. */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#  define _POSIX_C_SOURCE 200112L
+#endif
 #include <pier.h>
 
 #include <stdio.h>
@@ -76,8 +90,10 @@ static void sleep_ms(unsigned ms) {
 #endif
 
 #define MAX_CLIENTS 64
+#define MAX_DATAGRAM 65535 /* the largest UDP payload there is (IPv4: 65507) */
 #define SELFTEST_CLIENTS 3
 #define SELFTEST_ROUNDS 3
+#define SELFTEST_DATAGRAMS 5
 #define WATCHDOG_MS 20000 /* the selftest must be done by then */
 
 /* One accepted client and the thread that serves it. */
@@ -109,7 +125,7 @@ static const char *addr_text(const struct sockaddr_storage *ss, char *buf,
 }
 
 /* ------------------------------------------------------------------ */
-/* the server: one thread per client, blocking recv and send           */
+/* the TCP server: one thread per client, blocking recv and send       */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -157,7 +173,7 @@ THREAD_FN(serve_client) {
 }
 
 /* Accept up to max clients (0: no limit) and serve each in a thread. */
-static int serve(pier_socket *listener, int max, struct client *clients) {
+static int serve_tcp(pier_socket *listener, int max, struct client *clients) {
   int n = 0, rc = 0;
   while (max == 0 || n < max) {
     if (n == MAX_CLIENTS) {
@@ -177,7 +193,7 @@ static int serve(pier_socket *listener, int max, struct client *clients) {
     struct sockaddr_storage peer;
     size_t len = sizeof peer;
     char text[64] = "?";
-    if ((rc = pier_getpeername(c->sock, &peer, &len)) == 0)
+    if (pier_getpeername(c->sock, &peer, &len) == 0)
       addr_text(&peer, text, sizeof text);
     printf("simple: client %d from %s, serving it in a thread\n", c->id, text);
     if (thread_start(&c->thread, serve_client, c) != 0) {
@@ -197,7 +213,54 @@ static int serve(pier_socket *listener, int max, struct client *clients) {
 }
 
 /* ------------------------------------------------------------------ */
-/* the selftest's client thread                                        */
+/* the UDP server: one blocking recvfrom / sendto loop                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Echo max datagrams (0: no limit), each back to whoever sent it.  A
+ * blocking pier_recvfrom returns one whole datagram (PIER_MSG_TRUNC in
+ * op.flags if it was larger than the buffer) and the sender's address in
+ * from / op.addrlen; pier_sendto sends it back as one datagram.
+ */
+static int serve_udp(pier_socket *s, int max) {
+  static char buf[MAX_DATAGRAM];
+  int n = 0;
+  while (max == 0 || n < max) {
+    struct sockaddr_storage from;
+    pier_op op = {0};
+    pier_buf b = pier_buf_init(buf, sizeof buf);
+    int rc = pier_recvfrom(s, &op, &b, 1, 0, &from, NULL);
+    if (rc == PIER_ECONNRESET) {
+      /* Windows reports an ICMP "port unreachable" for an earlier sendto
+         as a reset on the next receive; a UDP server just goes on. */
+      continue;
+    }
+    if (rc != 0) {
+      fprintf(stderr, "simple: pier_recvfrom: %s\n", pier_strerror(rc));
+      return rc;
+    }
+    char text[64] = "?";
+    addr_text(&from, text, sizeof text);
+    if (op.flags & PIER_MSG_TRUNC)
+      fprintf(stderr, "simple: datagram from %s cut to %zu bytes\n", text,
+              op.bytes);
+    b = pier_buf_init(buf, op.bytes);
+    size_t got = op.bytes;
+    rc = pier_sendto(s, &op, &b, 1, 0, (struct sockaddr *)&from, op.addrlen,
+                     NULL);
+    if (rc != 0) {
+      /* One client's trouble (e.g. gone away) does not stop the server. */
+      fprintf(stderr, "simple: pier_sendto %s: %s\n", text, pier_strerror(rc));
+    } else {
+      printf("simple: %zu bytes from %s echoed\n", got, text);
+    }
+    n++;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the selftest's client threads                                       */
 /* ------------------------------------------------------------------ */
 
 struct selftest {
@@ -220,10 +283,10 @@ static int echo_once(pier_socket *s, const char *msg, size_t len) {
 }
 
 /*
- * Connect all clients first, then talk to them in turn: the server has
- * them all open at once, each in its own thread.
+ * TCP: connect all clients first, then talk to them in turn: the server
+ * has them all open at once, each in its own thread.
  */
-THREAD_FN(selftest_client) {
+THREAD_FN(selftest_tcp_client) {
   struct selftest *t = arg;
   pier_socket *s[SELFTEST_CLIENTS] = {0};
   int rc = 0, i, r;
@@ -260,6 +323,35 @@ THREAD_FN(selftest_client) {
   THREAD_RETURN;
 }
 
+/* UDP: SELFTEST_DATAGRAMS datagrams of growing size, each echo checked. */
+THREAD_FN(selftest_udp_client) {
+  struct selftest *t = arg;
+  static char out[8000], back[8192];
+  pier_socket *s = NULL;
+  int rc = pier_socket_open(t->loop, pier_protocol_find("udp4"), 0, &s);
+  for (int i = 0; rc == 0 && i < SELFTEST_DATAGRAMS; i++) {
+    size_t len = i + 1 == SELFTEST_DATAGRAMS ? sizeof out : (size_t)31 << i;
+    for (size_t k = 0; k < len; k++) out[k] = (char)('A' + (i * 7 + k) % 26);
+    pier_op op = {0};
+    pier_buf b = pier_buf_init(out, len);
+    rc = pier_sendto(s, &op, &b, 1, 0, (struct sockaddr *)&t->server,
+                     sizeof t->server, NULL);
+    if (rc != 0) break;
+    struct sockaddr_storage from;
+    b = pier_buf_init(back, sizeof back);
+    if ((rc = pier_recvfrom(s, &op, &b, 1, 0, &from, NULL)) != 0) break;
+    if (op.bytes != len || memcmp(back, out, len) != 0) rc = PIER_EPROTO;
+  }
+  if (rc != 0)
+    fprintf(stderr, "selftest: UDP client: %s\n", pier_strerror(rc));
+  if (s != NULL) {
+    int crc = pier_close(s, NULL);
+    if (rc == 0) rc = crc;
+  }
+  t->rc = rc;
+  THREAD_RETURN;
+}
+
 /* A hung selftest fails instead of blocking CI. */
 THREAD_FN(watchdog) {
   (void)arg;
@@ -273,26 +365,93 @@ THREAD_FN(watchdog) {
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
-static void usage(void) {
-  fprintf(stderr, "usage: simple [-p port] [-n clients] | simple --selftest\n");
-  exit(2);
+/*
+ * Serve TCP (udp == 0) or UDP on 127.0.0.1:port (0: a free port).  In the
+ * selftest a client thread of this process is the other side, and the
+ * server stops after max clients (TCP) or datagrams (UDP).
+ */
+static int run(pier_loop *loop, int udp, unsigned port, int selftest) {
+  static struct client clients[MAX_CLIENTS];
+  static struct selftest st;
+  pier_socket *s = NULL;
+  struct sockaddr_in addr = loopback(port);
+  int rc = pier_socket_open(loop, pier_protocol_find(udp ? "udp4" : "tcp4"), 0,
+                            &s);
+  /* Restarting a TCP server must not wait for old connections' TIME_WAIT. */
+  if (rc == 0 && !udp && !selftest)
+    rc = pier_setsockopt(s, PIER_SO_REUSEADDR, 1);
+  if (rc == 0) rc = pier_bind(s, (struct sockaddr *)&addr, sizeof addr);
+  if (rc == 0 && !udp) rc = pier_listen(s, 0);
+  struct sockaddr_storage ss;
+  size_t len = sizeof ss;
+  if (rc == 0) rc = pier_getsockname(s, &ss, &len);
+  if (rc != 0) {
+    fprintf(stderr, "simple: %s socket: %s\n", udp ? "UDP" : "TCP",
+            pier_strerror(rc));
+    if (s != NULL) pier_close(s, NULL);
+    return rc;
+  }
+  port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  printf("simple: pier %s on provider %s, %s on 127.0.0.1:%u\n",
+         pier_version_string(), pier_loop_backend(loop), udp ? "UDP" : "TCP",
+         port);
+
+  thread_t client;
+  int client_started = 0;
+  if (selftest) {
+    memset(&st, 0, sizeof st);
+    st.loop = loop;
+    st.server = loopback(port);
+    if (thread_start(&client, udp ? selftest_udp_client : selftest_tcp_client,
+                     &st) != 0) {
+      fprintf(stderr, "simple: cannot start a thread\n");
+      rc = PIER_ENOMEM;
+    } else {
+      client_started = 1;
+    }
+  }
+  if (rc == 0) {
+    if (udp)
+      rc = serve_udp(s, selftest ? SELFTEST_DATAGRAMS : 0);
+    else
+      rc = serve_tcp(s, selftest ? SELFTEST_CLIENTS : 0, clients);
+  }
+  if (client_started) {
+    thread_join(client);
+    if (st.rc != 0 && rc == 0) rc = st.rc;
+  }
+  int crc = pier_close(s, NULL); /* freed once the loop runs */
+  if (crc != 0) {
+    fprintf(stderr, "simple: pier_close: %s\n", pier_strerror(crc));
+    if (rc == 0) rc = crc;
+  }
+  return rc;
+}
+
+static void usage(FILE *to) {
+  fprintf(to,
+    "usage: simple -p PORT [-u]\n"
+    "       simple --selftest | --help\n"
+    "Echo server on 127.0.0.1:PORT with blocking calls: TCP with a thread "
+    "per\n"
+    "client, or with -u UDP (a recvfrom/sendto loop).  Try it with "
+    "simplec.\n"
+    "  --selftest  TCP, then UDP, each against a client thread of this "
+    "process\n"
+    "PIER_BACKEND=name picks the provider.\n");
 }
 
 int main(int argc, char **argv) {
-  static struct client clients[MAX_CLIENTS];
-  static struct selftest st;
-  unsigned port = 5001;
-  int max = 0, selftest = 0, rc, i;
+  unsigned port = 0;
+  int udp = 0, selftest = 0, rc, i;
   for (i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0) { usage(stdout); return 0; }
     if (strcmp(argv[i], "--selftest") == 0) selftest = 1;
+    else if (strcmp(argv[i], "-u") == 0) udp = 1;
     else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
-    else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) max = atoi(argv[++i]);
-    else usage();
+    else { usage(stderr); return 2; }
   }
-  if (selftest) {
-    port = 0;
-    max = SELFTEST_CLIENTS;
-  }
+  if (!selftest && (port < 1 || port > 65535)) { usage(stderr); return 2; }
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   /* A loop served by several threads: then every pier call may be made
@@ -304,54 +463,24 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  /* The listener: tcp4 on 127.0.0.1:port. */
-  pier_socket *listener = NULL;
-  struct sockaddr_in addr = loopback(port);
-  rc = pier_socket_open(loop, pier_protocol_find("tcp4"), 0, &listener);
-  if (rc == 0 && !selftest) rc = pier_setsockopt(listener, PIER_SO_REUSEADDR, 1);
-  if (rc == 0) rc = pier_bind(listener, (struct sockaddr *)&addr, sizeof addr);
-  if (rc == 0) rc = pier_listen(listener, 0);
-  struct sockaddr_storage ss;
-  size_t len = sizeof ss;
-  if (rc == 0) rc = pier_getsockname(listener, &ss, &len);
-  if (rc != 0) {
-    fprintf(stderr, "simple: listener: %s\n", pier_strerror(rc));
-  } else {
-    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    printf("simple: pier %s on provider %s, listening on 127.0.0.1:%u\n",
-           pier_version_string(), pier_loop_backend(loop), port);
-  }
-
-  thread_t client, dog;
-  int client_started = 0;
-  if (rc == 0 && selftest) {
-    st.loop = loop;
-    st.server = loopback(port);
-    if (thread_start(&dog, watchdog, NULL) != 0 ||
-        thread_start(&client, selftest_client, &st) != 0) {
+  if (selftest) {
+    thread_t dog;
+    if (thread_start(&dog, watchdog, NULL) != 0) {
       fprintf(stderr, "simple: cannot start a thread\n");
-      rc = PIER_ENOMEM;
-    } else {
-      client_started = 1;
+      return 1;
     }
+    rc = run(loop, 0, 0, 1);      /* TCP */
+    if (rc == 0) rc = run(loop, 1, 0, 1); /* then UDP */
+  } else {
+    rc = run(loop, udp, port, 0); /* until killed */
   }
 
-  if (rc == 0) rc = serve(listener, max, clients);
-  if (client_started) {
-    thread_join(client);
-    if (st.rc != 0 && rc == 0) rc = st.rc;
-  }
-
-  /* Close the listener, then run the loop: it returns once every close
-     callback has run, and then the loop can be freed. */
-  if (listener != NULL) {
-    int crc = pier_close(listener, NULL);
-    if (crc != 0) fprintf(stderr, "simple: pier_close: %s\n", pier_strerror(crc));
-  }
-  int run = pier_loop_run(loop, PIER_RUN_DEFAULT);
-  if (run < 0) {
-    fprintf(stderr, "simple: pier_loop_run: %s\n", pier_strerror(run));
-    if (rc == 0) rc = run;
+  /* Run the loop: it returns once every close callback has run, and then
+     the loop can be freed. */
+  int r = pier_loop_run(loop, PIER_RUN_DEFAULT);
+  if (r < 0) {
+    fprintf(stderr, "simple: pier_loop_run: %s\n", pier_strerror(r));
+    if (rc == 0) rc = r;
   }
   int frc = pier_loop_free(loop);
   if (frc != 0) {
