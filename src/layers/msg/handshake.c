@@ -8,8 +8,10 @@
  * Section map
  *   1. the timer
  *   2. client: connect, request, answer
- *   3. server: accepting, reading requests
- *   4. server: presenting requests to accepts
+ *   3. server: requests read on accepted connections
+ *   4. server: the decision on a request
+ * The listener's side common to the layers (eager accepts, the order of
+ * presentation, DEFER) is ../accepts.c.
  */
 #include <string.h>
 
@@ -21,48 +23,20 @@
 
 static void server_drop(msg_sock *m, int error);
 
-static void timed_out(pier_timer *t) {
-  msg_timer *mt = (msg_timer *)t;
-  pier_loop *loop = t->pier__t.loop;
-  pier_spi_lock(loop);
-  mt->armed = 0;
-  msg_sock *m = mt->m;
-  if (!m) { /* the socket let go while this call was on its way */
-    pier_spi_free(mt);
-  } else if (m->phase == MSG_HELLO) {
+static void timed_out(void *owner) {
+  msg_sock *m = owner;
+  if (m->phase == MSG_HELLO)
     server_drop(m, PIER_ETIMEDOUT);
-  } else if (m->phase == MSG_ANSWER || m->phase == MSG_CONNECTING) {
+  else if (m->phase == MSG_ANSWER || m->phase == MSG_CONNECTING)
     pier__msg_fail(m, PIER_ETIMEDOUT);
-  }
-  pier_spi_unlock(loop);
 }
 
 static int timer_start(msg_sock *m) {
-  if (!m->timer) {
-    msg_timer *mt = pier_spi_calloc(1, sizeof *mt);
-    if (!mt) return PIER_ENOMEM;
-    int rc = pier_timer_init(pier_socket_loop(m->s), &mt->t);
-    if (rc) {
-      pier_spi_free(mt);
-      return rc;
-    }
-    mt->m = m;
-    m->timer = mt;
-  }
-  m->timer->armed = 1;
-  return pier_timer_start(&m->timer->t, (uint64_t)m->timeout_ms, 0, timed_out);
+  return pier__ltimer_start(&m->timer, pier_socket_loop(m->s),
+                            (uint64_t)m->timeout_ms, timed_out, m);
 }
 
-void pier__msg_timer_release(msg_sock *m) {
-  msg_timer *mt = m->timer;
-  if (!mt) return;
-  m->timer = NULL;
-  pier_timer_stop(&mt->t);
-  if (mt->armed && pier_spi_timer_firing(&mt->t))
-    mt->m = NULL; /* its callback frees it */
-  else
-    pier_spi_free(mt);
-}
+void pier__msg_timer_release(msg_sock *m) { pier__ltimer_release(&m->timer); }
 
 /* ------------------------------------------------------------------ */
 /* 2. client                                                           */
@@ -211,114 +185,42 @@ static void answer_input(msg_sock *m) {
 }
 
 /* ------------------------------------------------------------------ */
-/* 3. server: accepting, reading requests                              */
+/* 3. server: requests read on accepted connections (../accepts.c)     */
 /* ------------------------------------------------------------------ */
 
-static void present(msg_sock *l);
+static msg_sock *listener_of(const lacc_listener *l) {
+  return (msg_sock *)(void *)((char *)l - offsetof(msg_sock, lst));
+}
 
-static void start_accept(msg_sock *l);
+static msg_sock *conn_of(lacc_conn *c) {
+  return (msg_sock *)(void *)((char *)c - offsetof(msg_sock, lc));
+}
 
-static void accepted(pier_op *aop, int status) {
-  msg_sock *l = aop->data;
-  pier_loop *loop = pier_socket_loop(l->s);
-  pier_spi_lock(loop);
-  l->aop_busy = 0;
-  pier_socket *lower = status == 0 ? aop->accepted : NULL;
-  if (l->closing || l->phase != MSG_LISTENING) {
-    if (lower) pier_close(lower, NULL);
-    pier_spi_unlock(loop);
-    return;
+static lacc_conn *adopt(lacc_listener *ll, pier_socket *up) {
+  msg_sock *l = listener_of(ll), *m = msg_of(up);
+  m->phase = MSG_HELLO;
+  m->max_message = l->max_message;
+  m->rd.max = (uint64_t)l->max_message;
+  m->timeout_ms = l->timeout_ms;
+  m->lc.s = up;
+  return &m->lc;
+}
+
+/* The request may have come with the accept (AcceptEx): parse it now. */
+static void start(lacc_conn *c, const uint8_t *first, size_t n) {
+  msg_sock *m = conn_of(c);
+  if (n && (m->rbuf = pier_spi_malloc(MSG_RBUF)) != NULL) {
+    memcpy(m->rbuf, first, n);
+    m->rend = n;
   }
-  if (status) {
-    /* Out of descriptors or memory: try again at the next accept rather
-       than spin here. */
-    if (status != PIER_ECANCELED) {
-      l->aop_failed = status;
-      pier_spi_log(PIER_LOG_WARN, "msg: accept failed: %s",
-                   pier_strerror(status));
-    }
-    pier_spi_unlock(loop);
-    return;
-  }
-  pier_socket *up = NULL;
-  int rc = pier_spi_layer_open(&pier__layer_msg, pier_socket_protocol(l->s),
-                               lower, l->s, &up);
+  int rc = n && !m->rbuf ? PIER_ENOMEM : timer_start(m);
   if (rc) {
-    pier_close(lower, NULL);
-  } else {
-    msg_sock *m = msg_of(up);
-    m->phase = MSG_HELLO;
-    m->max_message = l->max_message;
-    m->rd.max = (uint64_t)l->max_message;
-    m->timeout_ms = l->timeout_ms;
-    m->listener = l;
-    m->next = l->pending;
-    if (l->pending) l->pending->prev = m;
-    l->pending = m;
-    l->npending++;
-    size_t first = aop->bytes;
-    if (first && (m->rbuf = pier_spi_malloc(MSG_RBUF)) != NULL) {
-      memcpy(m->rbuf, l->abuf, first); /* came with the accept */
-      m->rend = first;
-    }
-    if ((rc = first && !m->rbuf ? PIER_ENOMEM : timer_start(m)) != 0) {
-      server_drop(m, rc);
-    } else {
-      if (first) pier__msg_handshake_input(m);
-      if (!m->closing && (m->phase == MSG_HELLO || m->phase == MSG_ASKING))
-        pier__msg_read(m);
-    }
-  }
-  start_accept(l);
-  pier_spi_unlock(loop);
-}
-
-static void start_accept(msg_sock *l) {
-  if (l->aop_busy || l->closing || l->phase != MSG_LISTENING ||
-      l->npending >= MSG_MAX_PENDING)
-    return;
-  if (!l->abuf && !(l->abuf = pier_spi_malloc(MSG_ABUF))) {
-    l->aop_failed = PIER_ENOMEM;
+    server_drop(m, rc);
     return;
   }
-  pier_op_init(&l->aop);
-  l->aop.data = l;
-  int rc = pier_accept_first(l->lower, &l->aop, l->abuf, MSG_ABUF,
-                                 accepted);
-  if (rc == 0) l->aop_busy = 1;
-  else l->aop_failed = rc;
-}
-
-int pier__msg_listen_start(msg_sock *l) {
-  start_accept(l);
-  int rc = l->aop_failed;
-  l->aop_failed = 0;
-  return rc;
-}
-
-/* Take m off its listener's lists (it fails, is rejected, or is handed
-   to the application). */
-void pier__msg_detach(msg_sock *m) {
-  msg_sock *l = m->listener;
-  if (!l) return;
-  m->listener = NULL;
-  if (m->prev) m->prev->next = m->next;
-  else l->pending = m->next;
-  if (m->next) m->next->prev = m->prev;
-  m->next = m->prev = NULL;
-  for (msg_sock **q = &l->ready; *q; q = &(*q)->next_ready) {
-    if (*q == m) {
-      *q = m->next_ready;
-      if (l->ready_tail == m) {
-        l->ready_tail = NULL;
-        for (msg_sock *r = l->ready; r; r = r->next_ready) l->ready_tail = r;
-      }
-      break;
-    }
-  }
-  m->next_ready = NULL;
-  l->npending--;
-  start_accept(l);
+  if (n) pier__msg_handshake_input(m);
+  if (!m->closing && (m->phase == MSG_HELLO || m->phase == MSG_ASKING))
+    pier__msg_read(m);
 }
 
 /* A caller that never becomes a connection: its socket is the layer's,
@@ -328,7 +230,7 @@ static void server_drop(msg_sock *m, int error) {
                pier_strerror(error));
   m->phase = MSG_FAILED;
   m->error = error;
-  pier__msg_detach(m);
+  pier__lacc_detach(&m->lc);
   pier__msg_timer_release(m);
   pier_close(m->s, NULL);
 }
@@ -339,7 +241,7 @@ void pier__msg_rejected(msg_sock *m) {
 
 /* Answer with type and no data, then close. */
 static void refuse(msg_sock *m, unsigned type) {
-  pier__msg_detach(m);
+  pier__lacc_detach(&m->lc);
   pier__msg_timer_release(m);
   m->phase = MSG_FAILED;
   uint8_t *b = pier_spi_malloc(WIRE_ANSWER_SIZE);
@@ -382,11 +284,7 @@ static void hello_input(msg_sock *m) {
   if (m->cgot < m->req.data_len) return;
   pier__msg_timer_release(m);
   m->phase = MSG_ASKING;
-  msg_sock *l = m->listener;
-  if (l->ready_tail) l->ready_tail->next_ready = m;
-  else l->ready = m;
-  l->ready_tail = m;
-  present(l);
+  pier__lacc_ready(&m->lc);
 }
 
 void pier__msg_handshake_input(msg_sock *m) {
@@ -400,105 +298,50 @@ void pier__msg_handshake_lost(msg_sock *m, int error) {
 }
 
 /* ------------------------------------------------------------------ */
-/* 4. server: presenting requests                                      */
+/* 4. server: the decision on a request                                */
 /* ------------------------------------------------------------------ */
 
-int pier__msg_accept(msg_sock *l, pier_op *op) {
-  if (l->phase != MSG_LISTENING) return PIER_EINVAL;
-  pier_opq_push(&l->acceptq, op);
-  l->deferred = 0; /* a new accept: the deferred request comes first */
-  if (!l->aop_busy) {
-    l->aop_failed = 0;
-    start_accept(l);
+/* The condition function sees the caller data, the QoS asked for and
+   the room for an answer; returns -1 having dropped the caller. */
+static int ask(lacc_conn *c, pier_op *op, pier_accept_info *info) {
+  msg_sock *r = conn_of(c);
+  if (!r->answer &&
+      !(r->answer = pier_spi_malloc(WIRE_ANSWER_SIZE + r->req.callee_max))) {
+    server_drop(r, PIER_ENOMEM);
+    return -1;
   }
-  present(l);
-  return 0;
-}
-
-void pier__msg_listener_close(msg_sock *l) {
-  while (l->pending) {
-    msg_sock *r = l->pending;
-    pier__msg_detach(r);
-    pier_close(r->s, NULL);
-  }
-  pier_op *op;
-  while ((op = pier_opq_pop(&l->acceptq)) != NULL)
-    pier_spi_complete(op, PIER_ECANCELED);
-}
-
-/* Ask op's condition function about r; returns its verdict. */
-static int ask(msg_sock *l, msg_sock *r, pier_op *op) {
-  if (!op->pier__r.cond) return PIER_CF_ACCEPT;
-  struct sockaddr_storage peer, local;
-  size_t plen = sizeof peer, llen = sizeof local;
-  memset(&peer, 0, sizeof peer);
-  memset(&local, 0, sizeof local);
-  pier_getpeername(r->lower, &peer, &plen);
-  pier_getsockname(r->lower, &local, &llen);
   pier_qos q = { r->req.dscp == WIRE_NO_QOS ? -1 : (int)r->req.dscp,
                  r->req.priority == WIRE_NO_QOS ? -1 : (int)r->req.priority };
-  pier_accept_info info;
-  memset(&info, 0, sizeof info);
-  info.caller = (const struct sockaddr *)&peer;
-  info.caller_len = plen;
-  info.local = (const struct sockaddr *)&local;
-  info.local_len = llen;
-  info.caller_data = r->req.data_len ? r->cdata : NULL;
-  info.caller_data_len = r->req.data_len;
-  info.qos = (q.dscp >= 0 || q.priority >= 0) ? &q : NULL;
-  info.callee_data = r->req.callee_max ? r->answer + WIRE_ANSWER_SIZE : NULL;
-  info.callee_data_cap = r->req.callee_max;
-  l->presenting = 1;
-  int verdict = op->pier__r.cond(&info, op->pier__r.cond_ctx);
-  l->presenting = 0;
-  r->answer_len = info.callee_data_len <= info.callee_data_cap
-                      ? info.callee_data_len : info.callee_data_cap;
+  info->caller_data = r->req.data_len ? r->cdata : NULL;
+  info->caller_data_len = r->req.data_len;
+  info->qos = (q.dscp >= 0 || q.priority >= 0) ? &q : NULL;
+  info->callee_data = r->req.callee_max ? r->answer + WIRE_ANSWER_SIZE : NULL;
+  info->callee_data_cap = r->req.callee_max;
+  int verdict = op->pier__r.cond(info, op->pier__r.cond_ctx);
+  r->answer_len = info->callee_data_len <= info->callee_data_cap
+                      ? info->callee_data_len : info->callee_data_cap;
   return verdict;
 }
 
-static void present(msg_sock *l) {
-  while (!l->deferred && !l->presenting && !l->closing && l->ready &&
-         !pier_opq_empty(&l->acceptq)) {
-    pier_op *op = l->acceptq.head;
-    msg_sock *r = l->ready;
-    if (!r->answer &&
-        !(r->answer = pier_spi_malloc(WIRE_ANSWER_SIZE + r->req.callee_max))) {
-      server_drop(r, PIER_ENOMEM);
-      continue;
-    }
-    int verdict = ask(l, r, op);
-    /* The condition function may have closed the listener or cancelled
-       the accept: start over from what is left. */
-    if (l->closing || r->listener != l) return;
-    if (l->acceptq.head != op || l->ready != r) continue;
-    if (verdict == PIER_CF_DEFER) {
-      l->deferred = 1;
-      pier_opq_remove(&l->acceptq, op);
-      pier_spi_complete(op, PIER_ETRYAGAIN);
-      return;
-    }
-    if (verdict != PIER_CF_ACCEPT) {
-      refuse(r, WIRE_REJECT);
-      continue;
-    }
-    pier__msg_detach(r);
-    wire_answer a = { WIRE_VERSION, WIRE_ACCEPT, (uint32_t)r->answer_len };
-    pier__wire_answer_encode(r->answer, &a);
-    uint8_t *b = r->answer;
-    r->answer = NULL;
-    pier_spi_free(r->cdata);
-    r->cdata = NULL;
-    pier_opq_remove(&l->acceptq, op);
-    int rc = pier__msg_send_own(r, b, 0, WIRE_ANSWER_SIZE + r->answer_len,
-                                MSG_S_ANSWER);
-    if (rc) {
-      r->phase = MSG_FAILED;
-      pier_close(r->s, NULL);
-      pier_opq_push(&l->acceptq, op); /* a later request gets it */
-      continue;
-    }
-    r->phase = MSG_OPEN;
-    op->accepted = r->s;
-    pier_spi_complete(op, 0);
+/* ACCEPT: the answer, with the callee data, goes out first. */
+static int admit(lacc_conn *c) {
+  msg_sock *r = conn_of(c);
+  if (!r->answer && !(r->answer = pier_spi_malloc(WIRE_ANSWER_SIZE))) {
+    r->phase = MSG_FAILED;
+    return PIER_ENOMEM;
   }
+  wire_answer a = { WIRE_VERSION, WIRE_ACCEPT, (uint32_t)r->answer_len };
+  pier__wire_answer_encode(r->answer, &a);
+  uint8_t *b = r->answer;
+  r->answer = NULL;
+  pier_spi_free(r->cdata);
+  r->cdata = NULL;
+  int rc = pier__msg_send_own(r, b, 0, WIRE_ANSWER_SIZE + r->answer_len,
+                              MSG_S_ANSWER);
+  r->phase = rc ? MSG_FAILED : MSG_OPEN;
+  return rc;
 }
+
+static void reject(lacc_conn *c) { refuse(conn_of(c), WIRE_REJECT); }
+
+const lacc_ops pier__msg_accepts = { adopt, start, ask, admit, reject };

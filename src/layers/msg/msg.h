@@ -14,6 +14,8 @@
 
 #include "pier.h"
 #include "pier/spi.h"
+#include "../accepts.h"
+#include "../timer.h"
 #include "wire.h"
 
 /* Where a socket is in its life. */
@@ -28,13 +30,8 @@ enum msg_phase {
   MSG_FAILED       /* handshake failed: only close is left */
 };
 
-/* Unpresented connections are capped per listener (the OS backlog holds
-   the rest until one is presented or fails). */
-#define MSG_MAX_PENDING 64
 /* Receive buffer of a socket, allocated at its first receive. */
 #define MSG_RBUF 16384
-/* First bytes a listener takes with an accept (pier_accept_first). */
-#define MSG_ABUF 1024
 
 typedef struct msg_sock msg_sock;
 
@@ -85,24 +82,13 @@ struct msg_sock {
   size_t hello_len;
 
   /* accepted, before the application has it */
-  msg_sock *listener;   /* the listener it waits on, or NULL */
-  msg_sock *next, *prev;    /* the listener's list of them */
-  msg_sock *next_ready;     /* the listener's queue of whole requests */
+  lacc_conn lc;             /* on its listener's lists (../accepts.h) */
   wire_hello req;           /* the caller's request */
   uint8_t *cdata;           /* its caller data (req.data_len bytes) */
   size_t cgot;
 
-  /* a listener */
-  pier_op aop;          /* the accept on the lower listener */
-  uint8_t *abuf;        /* the caller's first bytes, where they come with
-                           the accept (AcceptEx) */
-  int aop_busy, aop_failed;
-  pier_opq acceptq;     /* upper accepts */
-  msg_sock *pending;    /* connections being read or waiting */
-  msg_sock *ready, *ready_tail;
-  size_t npending;
-  int deferred;         /* head request deferred: wait for a new accept */
-  int presenting;       /* inside a condition function */
+  /* a listener (../accepts.h) */
+  lacc_listener lst;
 
   /* client: the answer being read */
   wire_answer ans;
@@ -111,17 +97,8 @@ struct msg_sock {
   uint8_t *answer;      /* server: answer header + room for callee data */
   size_t answer_len;    /* callee data the condition function wrote */
 
-  /* the handshake timer */
-  struct msg_timer *timer; /* allocated at the first handshake */
+  ltimer *timer;        /* the handshake timer (../timer.h) */
 };
-
-/* A handshake timer, owned apart from the socket: a callback that is
-   already on its way when the socket closes frees it instead. */
-typedef struct msg_timer {
-  pier_timer t;
-  msg_sock *m;          /* NULL once the socket has let go of it */
-  int armed;            /* started, callback not yet begun */
-} msg_timer;
 
 extern const pier_provider pier__layer_msg;
 
@@ -131,10 +108,8 @@ static inline msg_sock *msg_of(pier_socket *s) {
 
 /* handshake.c */
 int pier__msg_connect(msg_sock *m, pier_op *op);
-int pier__msg_listen_start(msg_sock *m);
-int pier__msg_accept(msg_sock *l, pier_op *op);
-void pier__msg_listener_close(msg_sock *l);
-void pier__msg_detach(msg_sock *m);
+/* The listener's steps for ../accepts.c. */
+extern const lacc_ops pier__msg_accepts;
 /* The hello (server) or answer (client) parser, fed by the receive path
    with what the buffer holds. */
 void pier__msg_handshake_input(msg_sock *m);

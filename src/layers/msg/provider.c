@@ -46,8 +46,8 @@ static void lower_closed(pier_socket *lower) {
   pier_spi_free(m->cdata);
   pier_spi_free(m->ddata);
   pier_spi_free(m->answer);
-  pier_spi_free(m->abuf);
-  m->rbuf = m->hello = m->cdata = m->ddata = m->answer = m->abuf = NULL;
+  pier__lacc_free(&m->lst);
+  m->rbuf = m->hello = m->cdata = m->ddata = m->answer = NULL;
   pier_spi_closed(m->s);
   pier_spi_unlock(loop);
 }
@@ -56,8 +56,8 @@ static void msg_close(pier_socket *s) {
   msg_sock *m = msg_of(s);
   m->closing = 1;
   pier__msg_end_ops(m, PIER_ECANCELED);
-  if (m->phase == MSG_LISTENING) pier__msg_listener_close(m);
-  pier__msg_detach(m);
+  if (m->phase == MSG_LISTENING) pier__lacc_close(&m->lst);
+  pier__lacc_detach(&m->lc);
   /* Lower operations still pending complete with PIER_ECANCELED first,
      and their callbacks see m->closing. */
   pier_close(m->lower, lower_closed);
@@ -76,7 +76,7 @@ static int msg_listen(pier_socket *s, int backlog) {
 #  ifdef _WIN32
   int tfo = 1;
 #  else
-  int tfo = MSG_MAX_PENDING;
+  int tfo = LACC_MAX_PENDING;
 #  endif
   pier_setsockopt_raw(m->lower, IPPROTO_TCP, TCP_FASTOPEN, &tfo, sizeof tfo);
 #endif
@@ -87,7 +87,8 @@ static int msg_listen(pier_socket *s, int backlog) {
   int rc = pier_listen(m->lower, backlog);
   if (rc == 0 && m->phase == MSG_IDLE) {
     m->phase = MSG_LISTENING;
-    rc = pier__msg_listen_start(m);
+    rc = pier__lacc_listen(&m->lst, s, m->lower, &pier__layer_msg,
+                           &pier__msg_accepts, 1);
   }
   return rc;
 }
@@ -176,7 +177,9 @@ static int msg_submit(pier_socket *s, pier_op *op) {
   msg_sock *m = msg_of(s);
   switch (op->pier__r.type) {
   case PIER_OP_CONNECT: return pier__msg_connect(m, op);
-  case PIER_OP_ACCEPT: return pier__msg_accept(m, op);
+  case PIER_OP_ACCEPT:
+    return m->phase == MSG_LISTENING ? pier__lacc_accept(&m->lst, op)
+                                     : PIER_EINVAL;
   case PIER_OP_RECV:
   case PIER_OP_RECVFROM: return pier__msg_recv(m, op);
   case PIER_OP_SEND: return pier__msg_send(m, op);
@@ -196,10 +199,7 @@ static int msg_cancel(pier_socket *s, pier_op *op) {
     pier__msg_fail(m, PIER_ECANCELED);
     pier_spi_complete(op, PIER_ECANCELED);
     return 0;
-  case PIER_OP_ACCEPT:
-    pier_opq_remove(&m->acceptq, op);
-    pier_spi_complete(op, PIER_ECANCELED);
-    return 0;
+  case PIER_OP_ACCEPT: return pier__lacc_cancel(&m->lst, op);
   case PIER_OP_RECV:
   case PIER_OP_RECVFROM:
     if (m->rop_direct && m->recvq.head == op) {

@@ -10,8 +10,9 @@
  *   2. failures
  *   3. starting a session; the handshake step
  *   4. client: connect
- *   5. server: accepting, handshakes in progress
- *   6. server: presenting finished connections to accepts
+ *   5. server: handshakes of accepted connections (the listener's side
+ *      common to the layers - eager accepts, the order of presentation,
+ *      DEFER - is ../accepts.c)
  */
 #include <string.h>
 
@@ -22,41 +23,26 @@
 
 static void server_drop(tls_sock *t, int error);
 
+static tls_sock *listener_of(const lacc_listener *l) {
+  return (tls_sock *)(void *)((char *)l - offsetof(tls_sock, lst));
+}
+
 /* ------------------------------------------------------------------ */
 /* 1. the timer                                                        */
 /* ------------------------------------------------------------------ */
 
-static void timed_out(pier_timer *tm) {
-  tls_timer *tt = (tls_timer *)tm;
-  pier_loop *loop = tm->pier__t.loop;
-  pier_spi_lock(loop);
-  tt->armed = 0;
-  tls_sock *t = tt->ts;
-  if (!t) { /* the socket let go while this call was on its way */
-    pier_spi_free(tt);
-  } else if (t->phase == TLS_CONNECTING || t->phase == TLS_HANDSHAKE) {
-    pier__tls_note(t, PIER_ETIMEDOUT, "the TLS handshake timed out");
-    if (t->listener) server_drop(t, PIER_ETIMEDOUT);
-    else pier__tls_fail(t, PIER_ETIMEDOUT);
-    pier__tls_pump(t); /* the alert out, then the close or shutdown */
-  }
-  pier_spi_unlock(loop);
+static void timed_out(void *owner) {
+  tls_sock *t = owner;
+  if (t->phase != TLS_CONNECTING && t->phase != TLS_HANDSHAKE) return;
+  pier__tls_note(t, PIER_ETIMEDOUT, "the TLS handshake timed out");
+  if (t->lc.l) server_drop(t, PIER_ETIMEDOUT);
+  else pier__tls_fail(t, PIER_ETIMEDOUT);
+  pier__tls_pump(t); /* the alert out, then the close or shutdown */
 }
 
 static int timer_start(tls_sock *t) {
-  if (!t->timer) {
-    tls_timer *tt = pier_spi_calloc(1, sizeof *tt);
-    if (!tt) return PIER_ENOMEM;
-    int rc = pier_timer_init(pier_socket_loop(t->s), &tt->t);
-    if (rc) {
-      pier_spi_free(tt);
-      return rc;
-    }
-    tt->ts = t;
-    t->timer = tt;
-  }
-  t->timer->armed = 1;
-  return pier_timer_start(&t->timer->t, (uint64_t)t->timeout_ms, 0, timed_out);
+  return pier__ltimer_start(&t->timer, pier_socket_loop(t->s),
+                            (uint64_t)t->timeout_ms, timed_out, t);
 }
 
 int pier__tls_timer_restart(tls_sock *t) {
@@ -64,16 +50,7 @@ int pier__tls_timer_restart(tls_sock *t) {
   return timer_start(t);
 }
 
-void pier__tls_timer_release(tls_sock *t) {
-  tls_timer *tt = t->timer;
-  if (!tt) return;
-  t->timer = NULL;
-  pier_timer_stop(&tt->t);
-  if (tt->armed && pier_spi_timer_firing(&tt->t))
-    tt->ts = NULL; /* its callback frees it */
-  else
-    pier_spi_free(tt);
-}
+void pier__tls_timer_release(tls_sock *t) { pier__ltimer_release(&t->timer); }
 
 /* ------------------------------------------------------------------ */
 /* 2. failures                                                         */
@@ -83,9 +60,10 @@ void pier__tls_note(tls_sock *t, int code, const char *text) {
   t->last_error = code;
   pier__tls_copy(t->text, sizeof t->text, text);
   /* A connection of a listener: the listener tells it too. */
-  if (t->listener) {
-    t->listener->last_error = code;
-    pier__tls_copy(t->listener->text, sizeof t->listener->text, text);
+  if (t->lc.l) {
+    tls_sock *l = listener_of(t->lc.l);
+    l->last_error = code;
+    pier__tls_copy(l->text, sizeof l->text, text);
   }
 }
 
@@ -252,17 +230,11 @@ int pier__tls_start(tls_sock *t) {
   return 0;
 }
 
-static void present(tls_sock *l);
-
 static void handshake_done(tls_sock *t) {
   pier__tls_timer_release(t);
   t->phase = TLS_OPEN;
-  if (t->listener) {
-    tls_sock *l = t->listener;
-    if (l->ready_tail) l->ready_tail->next_ready = t;
-    else l->ready = t;
-    l->ready_tail = t;
-    present(l);
+  if (t->lc.l) {
+    pier__lacc_ready(&t->lc);
     return;
   }
   if (t->uconnect) {
@@ -299,7 +271,7 @@ void pier__tls_handshake_step(tls_sock *t) {
   }
   pier_spi_log(PIER_LOG_INFO, "tls: handshake failed: %s (%s)",
                pier_strerror(code), t->text);
-  if (t->listener) server_drop(t, code);
+  if (t->lc.l) server_drop(t, code);
   else pier__tls_fail(t, code);
 }
 
@@ -344,96 +316,35 @@ int pier__tls_connect(tls_sock *t, pier_op *op) {
 }
 
 /* ------------------------------------------------------------------ */
-/* 5. server: accepting                                                */
+/* 5. server: handshakes of accepted connections (../accepts.c)        */
 /* ------------------------------------------------------------------ */
 
-static void start_accept(tls_sock *l);
-
-static void accepted(pier_op *aop, int status) {
-  tls_sock *l = aop->data;
-  pier_loop *loop = pier_socket_loop(l->s);
-  pier_spi_lock(loop);
-  l->aop_busy = 0;
-  pier_socket *lower = status == 0 ? aop->accepted : NULL;
-  if (l->closing || l->phase != TLS_LISTENING) {
-    if (lower) pier_close(lower, NULL);
-    pier_spi_unlock(loop);
-    return;
-  }
-  if (status) {
-    /* Out of descriptors or memory: try again at the next accept rather
-       than spin here. */
-    if (status != PIER_ECANCELED) {
-      l->aop_failed = status;
-      pier_spi_log(PIER_LOG_WARN, "tls: accept failed: %s",
-                   pier_strerror(status));
-    }
-    pier_spi_unlock(loop);
-    return;
-  }
-  pier_socket *up = NULL;
-  int rc = pier_spi_layer_open(&pier__layer_tls, pier_socket_protocol(l->s),
-                               lower, l->s, &up);
-  if (rc) {
-    pier_close(lower, NULL);
-  } else {
-    tls_sock *t = tls_of(up);
-    pier__tls_ctx_ref(l->ctx);
-    t->ctx = l->ctx;
-    t->timeout_ms = l->timeout_ms;
-    t->listener = l;
-    t->next = l->pending;
-    if (l->pending) l->pending->prev = t;
-    l->pending = t;
-    l->npending++;
-    if ((rc = pier__tls_start(t)) != 0) server_drop(t, rc);
-    pier__tls_pump(t);
-  }
-  start_accept(l);
-  pier_spi_unlock(loop);
+static tls_sock *conn_of(lacc_conn *c) {
+  return (tls_sock *)(void *)((char *)c - offsetof(tls_sock, lc));
 }
 
-static void start_accept(tls_sock *l) {
-  if (l->aop_busy || l->closing || l->phase != TLS_LISTENING ||
-      l->npending >= TLS_MAX_PENDING)
-    return;
-  pier_op_init(&l->aop);
-  l->aop.data = l;
-  int rc = pier_accept(l->lower, &l->aop, NULL, NULL, accepted);
-  if (rc == 0) l->aop_busy = 1;
-  else l->aop_failed = rc;
+static lacc_conn *adopt(lacc_listener *ll, pier_socket *up) {
+  tls_sock *l = listener_of(ll), *t = tls_of(up);
+  pier__tls_ctx_ref(l->ctx);
+  t->ctx = l->ctx;
+  t->timeout_ms = l->timeout_ms;
+  t->lc.s = up;
+  return &t->lc;
 }
 
-int pier__tls_listen_start(tls_sock *l) {
-  start_accept(l);
-  int rc = l->aop_failed;
-  l->aop_failed = 0;
-  return rc;
+static void start(lacc_conn *c, const uint8_t *first, size_t n) {
+  (void)first;
+  (void)n; /* the listener takes no first bytes */
+  tls_sock *t = conn_of(c);
+  int rc = pier__tls_start(t);
+  if (rc) server_drop(t, rc);
+  pier__tls_pump(t);
 }
 
-/* Take t off its listener's lists (it fails, or is handed over). */
-void pier__tls_detach(tls_sock *t) {
-  tls_sock *l = t->listener;
-  if (!l) return;
-  t->listener = NULL;
-  if (t->prev) t->prev->next = t->next;
-  else l->pending = t->next;
-  if (t->next) t->next->prev = t->prev;
-  t->next = t->prev = NULL;
-  for (tls_sock **q = &l->ready; *q; q = &(*q)->next_ready) {
-    if (*q == t) {
-      *q = t->next_ready;
-      if (l->ready_tail == t) {
-        l->ready_tail = NULL;
-        for (tls_sock *r = l->ready; r; r = r->next_ready) l->ready_tail = r;
-      }
-      break;
-    }
-  }
-  t->next_ready = NULL;
-  l->npending--;
-  start_accept(l);
-}
+/* REJECT: the connection closes (its handshake is done: no alert). */
+static void reject(lacc_conn *c) { pier_close(c->s, NULL); }
+
+const lacc_ops pier__tls_accepts = { adopt, start, NULL, NULL, reject };
 
 /* A connection whose handshake failed: the application never saw it.
    The alert OpenSSL wrote goes out, then the socket closes (io.c). */
@@ -443,82 +354,7 @@ static void server_drop(tls_sock *t, int error) {
                pier_strerror(error), t->text);
   t->phase = TLS_FAILED;
   t->error = error;
-  pier__tls_detach(t);
+  pier__lacc_detach(&t->lc);
   pier__tls_timer_release(t);
   t->drop = 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* 6. server: presenting finished connections                          */
-/* ------------------------------------------------------------------ */
-
-int pier__tls_accept(tls_sock *l, pier_op *op) {
-  if (l->phase != TLS_LISTENING) return PIER_EINVAL;
-  pier_opq_push(&l->acceptq, op);
-  l->deferred = 0; /* a new accept: the deferred connection comes first */
-  if (!l->aop_busy) {
-    l->aop_failed = 0;
-    start_accept(l);
-  }
-  present(l);
-  return 0;
-}
-
-void pier__tls_listener_close(tls_sock *l) {
-  while (l->pending) {
-    tls_sock *r = l->pending;
-    pier__tls_detach(r);
-    pier_close(r->s, NULL);
-  }
-  pier_op *op;
-  while ((op = pier_opq_pop(&l->acceptq)) != NULL)
-    pier_spi_complete(op, PIER_ECANCELED);
-}
-
-/* Ask op's condition function about r; returns its verdict. */
-static int ask(tls_sock *l, tls_sock *r, pier_op *op) {
-  if (!op->pier__r.cond) return PIER_CF_ACCEPT;
-  struct sockaddr_storage peer, local;
-  size_t plen = sizeof peer, llen = sizeof local;
-  memset(&peer, 0, sizeof peer);
-  memset(&local, 0, sizeof local);
-  pier_getpeername(r->lower, &peer, &plen);
-  pier_getsockname(r->lower, &local, &llen);
-  pier_accept_info info;
-  memset(&info, 0, sizeof info);
-  info.caller = (const struct sockaddr *)&peer;
-  info.caller_len = plen;
-  info.local = (const struct sockaddr *)&local;
-  info.local_len = llen;
-  l->presenting = 1;
-  int verdict = op->pier__r.cond(&info, op->pier__r.cond_ctx);
-  l->presenting = 0;
-  return verdict;
-}
-
-static void present(tls_sock *l) {
-  while (!l->deferred && !l->presenting && !l->closing && l->ready &&
-         !pier_opq_empty(&l->acceptq)) {
-    pier_op *op = l->acceptq.head;
-    tls_sock *r = l->ready;
-    int verdict = ask(l, r, op);
-    /* The condition function may have closed the listener or cancelled
-       the accept: start over from what is left. */
-    if (l->closing || r->listener != l) return;
-    if (l->acceptq.head != op || l->ready != r) continue;
-    if (verdict == PIER_CF_DEFER) {
-      l->deferred = 1;
-      pier_opq_remove(&l->acceptq, op);
-      pier_spi_complete(op, PIER_ETRYAGAIN);
-      return;
-    }
-    pier__tls_detach(r);
-    if (verdict != PIER_CF_ACCEPT) {
-      pier_close(r->s, NULL);
-      continue;
-    }
-    pier_opq_remove(&l->acceptq, op);
-    op->accepted = r->s;
-    pier_spi_complete(op, 0);
-  }
 }

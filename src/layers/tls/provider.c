@@ -87,6 +87,7 @@ static void lower_closed(pier_socket *lower) {
   t->ssl = NULL;
   pier__tls_ctx_unref(t->ctx);
   t->ctx = NULL;
+  pier__lacc_free(&t->lst);
   pier_spi_closed(t->s);
   pier_spi_unlock(loop);
 }
@@ -101,8 +102,8 @@ static void tls_close(pier_socket *s) {
     pier_spi_complete(op, PIER_ECANCELED);
   }
   pier__tls_fail_ops(t, PIER_ECANCELED);
-  if (t->phase == TLS_LISTENING) pier__tls_listener_close(t);
-  pier__tls_detach(t);
+  if (t->phase == TLS_LISTENING) pier__lacc_close(&t->lst);
+  pier__lacc_detach(&t->lc);
   /* Lower operations still pending complete with PIER_ECANCELED first;
      their callbacks see t->closing. */
   pier_close(t->lower, lower_closed);
@@ -119,7 +120,8 @@ static int tls_listen(pier_socket *s, int backlog) {
   int rc = t->lower_listening ? 0 : pier_listen(t->lower, backlog);
   if (rc == 0 && t->phase == TLS_IDLE) {
     t->phase = TLS_LISTENING;
-    rc = pier__tls_listen_start(t);
+    rc = pier__lacc_listen(&t->lst, s, t->lower, &pier__layer_tls,
+                           &pier__tls_accepts, 0);
   }
   return rc;
 }
@@ -182,7 +184,9 @@ static int tls_submit(pier_socket *s, pier_op *op) {
   tls_sock *t = tls_of(s);
   switch (op->pier__r.type) {
   case PIER_OP_CONNECT: return pier__tls_connect(t, op);
-  case PIER_OP_ACCEPT: return pier__tls_accept(t, op);
+  case PIER_OP_ACCEPT:
+    return t->phase == TLS_LISTENING ? pier__lacc_accept(&t->lst, op)
+                                     : PIER_EINVAL;
   case PIER_OP_RECV:
   case PIER_OP_RECVFROM: return pier__tls_recv(t, op);
   case PIER_OP_SEND: return pier__tls_send(t, op);
@@ -205,9 +209,7 @@ static int tls_cancel(pier_socket *s, pier_op *op) {
     pier__tls_pump(t);
     return 0;
   case PIER_OP_ACCEPT:
-    pier_opq_remove(&t->acceptq, op);
-    pier_spi_complete(op, PIER_ECANCELED);
-    return 0;
+    return pier__lacc_cancel(&t->lst, op);
   default:
     return pier__tls_cancel_io(t, op);
   }

@@ -27,6 +27,8 @@
 #include "pier.h"
 #include "pier/spi.h"
 #include "pier/tls.h"
+#include "../accepts.h"
+#include "../timer.h"
 
 /* ------------------------------------------------------------------ */
 /* contexts                                                            */
@@ -72,7 +74,6 @@ enum tls_phase {
   TLS_FAILED        /* the session failed: only close is left */
 };
 
-#define TLS_MAX_PENDING 64       /* handshakes in progress per listener */
 #define TLS_RBUF (32 * 1024)     /* lower receive buffer */
 #define TLS_SBUF (64 * 1024)     /* lower send buffer */
 #define TLS_HIGH_WATER (64 * 1024) /* encrypted bytes queued before the
@@ -81,13 +82,6 @@ enum tls_phase {
 
 typedef struct tls_sock tls_sock;
 
-/* A handshake timer, owned apart from the socket (as the msg layer's):
-   a callback already on its way when the socket closes frees it. */
-typedef struct tls_timer {
-  pier_timer t;
-  tls_sock *ts;            /* NULL once the socket has let go of it */
-  int armed;
-} tls_timer;
 
 struct tls_sock {
   pier_socket *s, *lower;
@@ -134,23 +128,18 @@ struct tls_sock {
   pier_op *uconnect;       /* the upper connect, until it completes */
 
   /* accepted, before the application has it */
-  tls_sock *listener;      /* the listener it waits on, or NULL */
-  tls_sock *next, *prev;   /* the listener's list of them */
-  tls_sock *next_ready;    /* the listener's queue of finished ones */
+  lacc_conn lc;            /* on its listener's lists (../accepts.h) */
 
-  /* a listener */
-  pier_op aop;
-  int aop_busy, aop_failed;
+  /* a listener (../accepts.h) */
+  lacc_listener lst;
   int lower_listening;     /* wrapped while listening already */
-  pier_opq acceptq;
-  tls_sock *pending, *ready, *ready_tail;
-  size_t npending;
-  int deferred, presenting;
 
-  tls_timer *timer;
+  ltimer *timer;           /* the handshake timer (../timer.h) */
 };
 
 extern const pier_provider pier__layer_tls;
+/* The listener's steps for ../accepts.c (handshake.c). */
+extern const lacc_ops pier__tls_accepts;
 
 static inline tls_sock *tls_of(pier_socket *s) {
   return (tls_sock *)pier_spi_socket_state(s);
@@ -176,10 +165,6 @@ int pier__tls_connect(tls_sock *t, pier_op *op);
    by the context's role). */
 int pier__tls_start(tls_sock *t);
 void pier__tls_handshake_step(tls_sock *t);
-int pier__tls_listen_start(tls_sock *l);
-int pier__tls_accept(tls_sock *l, pier_op *op);
-void pier__tls_listener_close(tls_sock *l);
-void pier__tls_detach(tls_sock *t);
 void pier__tls_timer_release(tls_sock *t);
 /* PIER_SO_HANDSHAKE_TIMEOUT changed: a handshake under way gets the new
    limit, counted from now. */

@@ -1,0 +1,204 @@
+/*
+ * src/layers/accepts.c - the listener side shared by pier's layers
+ * (accepts.h): eager lower accepts, the list of connections being
+ * prepared, and their presentation to the application's accepts.
+ */
+#include <string.h>
+
+#include "accepts.h"
+
+static void start_accept(lacc_listener *l);
+
+static void present(lacc_listener *l);
+
+static void accepted(pier_op *aop, int status) {
+  lacc_listener *l = aop->data;
+  pier_loop *loop = pier_socket_loop(l->s);
+  pier_spi_lock(loop);
+  l->aop_busy = 0;
+  pier_socket *lower = status == 0 ? aop->accepted : NULL;
+  if (l->closing || !l->on) {
+    if (lower) pier_close(lower, NULL);
+  } else if (status) {
+    /* Out of descriptors or memory: try again at the next accept rather
+       than spin here. */
+    if (status != PIER_ECANCELED) {
+      l->aop_failed = status;
+      pier_spi_log(PIER_LOG_WARN, "%s: accept failed: %s", l->layer->name,
+                   pier_strerror(status));
+    }
+  } else {
+    pier_socket *up = NULL;
+    lacc_conn *c = NULL;
+    if (pier_spi_layer_open(l->layer, pier_socket_protocol(l->s), lower, l->s,
+                            &up) != 0)
+      pier_close(lower, NULL);
+    else if (!(c = l->ops->adopt(l, up)))
+      pier_close(up, NULL);
+    if (c) {
+      c->l = l;
+      c->prev = NULL;
+      c->next = l->pending;
+      if (l->pending) l->pending->prev = c;
+      l->pending = c;
+      l->npending++;
+      l->ops->start(c, l->abuf, aop->bytes);
+    }
+    start_accept(l);
+  }
+  pier_spi_unlock(loop);
+}
+
+static void start_accept(lacc_listener *l) {
+  if (l->aop_busy || l->closing || !l->on || l->npending >= LACC_MAX_PENDING)
+    return;
+  pier_op_init(&l->aop);
+  l->aop.data = l;
+  int rc;
+  if (l->first) {
+    if (!l->abuf && !(l->abuf = pier_spi_malloc(LACC_FIRST))) {
+      l->aop_failed = PIER_ENOMEM;
+      return;
+    }
+    rc = pier_accept_first(l->lower, &l->aop, l->abuf, LACC_FIRST, accepted);
+  } else {
+    rc = pier_accept(l->lower, &l->aop, NULL, NULL, accepted);
+  }
+  if (rc == 0) l->aop_busy = 1;
+  else l->aop_failed = rc;
+}
+
+int pier__lacc_listen(lacc_listener *l, pier_socket *s, pier_socket *lower,
+                      const pier_provider *layer, const lacc_ops *ops,
+                      int first) {
+  l->s = s;
+  l->lower = lower;
+  l->layer = layer;
+  l->ops = ops;
+  l->first = first;
+  l->on = 1;
+  start_accept(l);
+  int rc = l->aop_failed;
+  l->aop_failed = 0;
+  return rc;
+}
+
+void pier__lacc_detach(lacc_conn *c) {
+  lacc_listener *l = c->l;
+  if (!l) return;
+  c->l = NULL;
+  if (c->prev) c->prev->next = c->next;
+  else l->pending = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+  lacc_conn *before = NULL;
+  for (lacc_conn **q = &l->ready; *q; before = *q, q = &(*q)->next_ready) {
+    if (*q == c) {
+      *q = c->next_ready;
+      if (l->ready_tail == c) l->ready_tail = before;
+      break;
+    }
+  }
+  c->next_ready = NULL;
+  l->npending--;
+  start_accept(l);
+}
+
+void pier__lacc_ready(lacc_conn *c) {
+  lacc_listener *l = c->l;
+  if (!l) return;
+  c->next_ready = NULL;
+  if (l->ready_tail) l->ready_tail->next_ready = c;
+  else l->ready = c;
+  l->ready_tail = c;
+  present(l);
+}
+
+int pier__lacc_accept(lacc_listener *l, pier_op *op) {
+  if (!l->on) return PIER_EINVAL;
+  pier_opq_push(&l->acceptq, op);
+  l->deferred = 0; /* a new accept: the deferred connection comes first */
+  if (!l->aop_busy) {
+    l->aop_failed = 0;
+    start_accept(l);
+  }
+  present(l);
+  return 0;
+}
+
+int pier__lacc_cancel(lacc_listener *l, pier_op *op) {
+  pier_opq_remove(&l->acceptq, op);
+  pier_spi_complete(op, PIER_ECANCELED);
+  return 0;
+}
+
+void pier__lacc_close(lacc_listener *l) {
+  l->closing = 1;
+  while (l->pending) {
+    lacc_conn *c = l->pending;
+    pier__lacc_detach(c);
+    pier_close(c->s, NULL);
+  }
+  pier_op *op;
+  while ((op = pier_opq_pop(&l->acceptq)) != NULL)
+    pier_spi_complete(op, PIER_ECANCELED);
+}
+
+void pier__lacc_free(lacc_listener *l) {
+  pier_spi_free(l->abuf);
+  l->abuf = NULL;
+}
+
+/* op's verdict on c: its condition function, with the addresses. */
+static int ask(lacc_listener *l, lacc_conn *c, pier_op *op) {
+  if (!op->pier__r.cond) return PIER_CF_ACCEPT;
+  struct sockaddr_storage peer, local;
+  size_t plen = sizeof peer, llen = sizeof local;
+  memset(&peer, 0, sizeof peer);
+  memset(&local, 0, sizeof local);
+  pier_getpeername(c->s, &peer, &plen);
+  pier_getsockname(c->s, &local, &llen);
+  pier_accept_info info;
+  memset(&info, 0, sizeof info);
+  info.caller = (const struct sockaddr *)&peer;
+  info.caller_len = plen;
+  info.local = (const struct sockaddr *)&local;
+  info.local_len = llen;
+  l->presenting = 1;
+  int verdict = l->ops->ask ? l->ops->ask(c, op, &info)
+                            : op->pier__r.cond(&info, op->pier__r.cond_ctx);
+  l->presenting = 0;
+  return verdict;
+}
+
+static void present(lacc_listener *l) {
+  while (!l->deferred && !l->presenting && !l->closing && l->ready &&
+         !pier_opq_empty(&l->acceptq)) {
+    pier_op *op = l->acceptq.head;
+    lacc_conn *c = l->ready;
+    int verdict = ask(l, c, op);
+    /* The condition function may have closed the listener, cancelled the
+       accept, or the layer dropped c: start over from what is left. */
+    if (l->closing) return;
+    if (verdict < 0 || c->l != l || l->acceptq.head != op || l->ready != c)
+      continue;
+    if (verdict == PIER_CF_DEFER) {
+      l->deferred = 1;
+      pier_opq_remove(&l->acceptq, op);
+      pier_spi_complete(op, PIER_ETRYAGAIN);
+      return;
+    }
+    pier__lacc_detach(c);
+    if (verdict != PIER_CF_ACCEPT) {
+      l->ops->refuse(c);
+      continue;
+    }
+    if (l->ops->admit && l->ops->admit(c) != 0) {
+      pier_close(c->s, NULL); /* a later connection gets the accept */
+      continue;
+    }
+    pier_opq_remove(&l->acceptq, op);
+    op->accepted = c->s;
+    pier_spi_complete(op, 0);
+  }
+}
