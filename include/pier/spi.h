@@ -293,9 +293,10 @@ static inline pier_op *pier_opq_pop(pier_opq *q) {
  * slot is called with handle PIER_INVALID_SOCKET and pier_spi_lower(s)
  * already set; from then on the layer owns the lower socket and closes it
  * (pier_close) in its close slot, calling pier_spi_closed(s) once the
- * lower socket's close callback has run.  loop_init, loop_poll and
- * loop_wake are never called for a layer (it runs on the loop of its lower
- * socket): a layer leaves loop_size 0 and may point them at stubs.
+ * lower socket's close callback has run.  probe and the loop slots
+ * (loop_init, loop_free, loop_poll, loop_wake) are never called for a
+ * layer - it runs on the loop of its lower socket: a layer leaves them
+ * NULL and loop_size 0.
  *
  * Callbacks of operations the layer started on the lower socket run like
  * any application callback, without the core lock: the layer takes it

@@ -238,7 +238,6 @@ static void on_sent(pier_op *low, int status) {
   msg_sock *m = w->m;
   pier_loop *loop = pier_socket_loop(m->s);
   pier_spi_lock(loop);
-  m->sends--;
   pier_op *up = w->upper;
   switch (w->kind) {
   case MSG_S_DATA:
@@ -292,7 +291,6 @@ static int send_go(msg_sock *m, msg_send *w, size_t nbufs) {
     return rc;
   }
   if (w->upper) w->upper->pier__r.ext = w;
-  m->sends++;
   return 0;
 }
 
@@ -350,8 +348,7 @@ int pier__msg_disconnect(msg_sock *m, pier_op *op) {
       return rc;
     }
     op->pier__r.ext = w;
-    m->sends++;
-    m->wshut = 1;
+      m->wshut = 1;
     return 0;
   }
   if (!(w->own = pier_spi_malloc(WIRE_FRAME_SIZE + len))) {

@@ -56,7 +56,7 @@ struct msg_sock {
   int error;            /* why the socket failed (MSG_FAILED) */
   int max_message;      /* PIER_SO_MAX_MESSAGE */
   int timeout_ms;       /* PIER_SO_HANDSHAKE_TIMEOUT */
-  int closing, lower_closed;
+  int closing;
 
   /* receiving */
   uint8_t *rbuf;        /* MSG_RBUF bytes, or NULL */
@@ -71,7 +71,6 @@ struct msg_sock {
   int disc_seen;        /* the peer's disconnect frame has arrived */
 
   /* sending */
-  size_t sends;         /* lower sends in flight */
   int wbroken;          /* a message went out in part: no more sends */
   int wshut;            /* pier_disconnect / shutdown done */
 

@@ -12,12 +12,6 @@
 
 #include "msg.h"
 
-static int msg_probe(void) { return 0; }
-static int msg_loop_init(pier_loop *loop) { (void)loop; return 0; }
-static void msg_loop_free(pier_loop *loop) { (void)loop; }
-static int msg_loop_poll(pier_loop *loop, int t) { (void)loop; (void)t; return 0; }
-static void msg_loop_wake(pier_loop *loop) { (void)loop; }
-
 static int msg_open(pier_socket *s, const pier_protocol_info *proto,
                     pier_os_socket handle) {
   msg_sock *m = msg_of(s);
@@ -38,7 +32,6 @@ static void lower_closed(pier_socket *lower) {
   msg_sock *m = pier_socket_get_data(lower);
   pier_loop *loop = pier_socket_loop(m->s);
   pier_spi_lock(loop);
-  m->lower_closed = 1;
   /* Every lower operation has been delivered: no OS call can still be
      writing into these buffers. */
   pier_spi_free(m->rbuf);
@@ -230,11 +223,11 @@ const pier_provider pier__layer_msg = {
   PIER_PCAP_LAYER | PIER_PCAP_DISCONNECT,
   0,
   sizeof(msg_sock),
-  msg_probe,
-  msg_loop_init,
-  msg_loop_free,
-  msg_loop_poll,
-  msg_loop_wake,
+  NULL, /* probe, loop_init, loop_free, loop_poll, loop_wake: a layer */
+  NULL, /* runs on its lower socket's loop and has none of its own */
+  NULL,
+  NULL,
+  NULL,
   msg_open,
   msg_close,
   msg_bind,

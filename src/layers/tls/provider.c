@@ -51,12 +51,6 @@ static int is_entry(const pier_protocol_info *p) {
 /* 2. slots                                                            */
 /* ------------------------------------------------------------------ */
 
-static int tls_probe(void) { return 0; }
-static int tls_loop_init(pier_loop *loop) { (void)loop; return 0; }
-static void tls_loop_free(pier_loop *loop) { (void)loop; }
-static int tls_loop_poll(pier_loop *loop, int t) { (void)loop; (void)t; return 0; }
-static void tls_loop_wake(pier_loop *loop) { (void)loop; }
-
 static int tls_open(pier_socket *s, const pier_protocol_info *proto,
                     pier_os_socket handle) {
   tls_sock *t = tls_of(s);
@@ -225,11 +219,11 @@ const pier_provider pier__layer_tls = {
   PIER_PCAP_LAYER | PIER_PCAP_DISCONNECT,
   0,
   sizeof(tls_sock),
-  tls_probe,
-  tls_loop_init,
-  tls_loop_free,
-  tls_loop_poll,
-  tls_loop_wake,
+  NULL, /* probe, loop_init, loop_free, loop_poll, loop_wake: a layer */
+  NULL, /* runs on its lower socket's loop and has none of its own */
+  NULL,
+  NULL,
+  NULL,
   tls_open,
   tls_close,
   tls_bind,
