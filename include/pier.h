@@ -688,8 +688,11 @@ int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
  * speaks first must not use it.  Elsewhere it completes as pier_accept
  * does, with op->bytes 0, the data then read with pier_recv.  Bytes past
  * len (at most 1024 are taken with the accept) wait for pier_recv.
- * Errors as pier_accept, and PIER_EINVAL for NULL buf or len 0, or a
- * condition-function accept pending in the same accept-first mode.
+ * Once a listener with PIER_SO_ACCEPT_FIRST has started taking first
+ * bytes (its first accept was this one), every accept on it must be
+ * pier_accept_first: a pier_accept there, with or without a condition
+ * function, returns PIER_EINVAL, as it would lose the bytes.  Errors as
+ * pier_accept, and PIER_EINVAL for NULL buf or len 0.
  */
 int pier_accept_first(pier_socket *listener, pier_op *op, void *buf,
                       size_t len, pier_op_cb cb);
