@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/common.c - small helpers shared by the load generator and the
  * comparison servers (see common.h).

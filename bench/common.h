@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/common.h - what the benchmark's programs share: the load
  * generator (loadgen.c) and the three comparison echo servers

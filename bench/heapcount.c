@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/heapcount.c - heapcount.so, preloaded (LD_PRELOAD) into a server
  * for the idle-memory workload only: it counts the heap bytes the process

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/loadgen.c - the one load generator that drives every server
  * (pier's examples/iocpserver and the comparison servers alike), on raw

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/providers.c - print, one a line, the pier providers this machine
  * can run a loop on (compiled in, and pier_loop_new succeeds): bench/run

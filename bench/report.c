@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/report.c - turn bench/run's result lines (stdin) into the table:
  * per workload and server, the median over the rounds of each figure and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/server-bufferevent.c - the echo server on libevent's bufferevents,
  * as libevent's own documentation writes one: an evconnlistener accepts,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/server-epoll.c - the baseline echo server on raw Linux epoll, as a
  * careful hand-written server is: level-triggered, one read() per wake-up

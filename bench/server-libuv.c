@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench/server-libuv.c - the echo server on libuv, as a careful libuv user
  * writes one: the alloc callback hands out one buffer shared by every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/accept.c - non-blocking, conditional accept: a server whose
  * condition function ACCEPTs, REJECTs and DEFERs connection requests, as

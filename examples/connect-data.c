@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/connect-data.c - connect-time data and messages: pier's message
  * protocol (catalog entries msg4 / msg6, doc/protocol.md), where a

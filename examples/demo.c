@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/demo.c - conditional accept and scatter/gather echo in one loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/eventselect.c - the WSAEventSelect samples: an echo server (and,
  * in the selftest, its clients) driven by network events instead of

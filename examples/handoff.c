@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/handoff.c - the WSADuplicateSocket sample: a server process
  * accepts connections and hands each one to a worker process, which serves

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/iocpclient.c - the "iocpclient" sample: a multi-threaded stress
  * client that keeps many echo connections busy for a while, verifies every

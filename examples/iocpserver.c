@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/iocpserver.c - the "iocpserver" sample: an echo server on one
  * loop served by several threads, the way an I/O completion port is served

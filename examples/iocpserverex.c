@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/iocpserverex.c - the "iocpserverex" sample: the multi-threaded
  * echo server of iocpserver, with accepts posted ahead of time that take

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/overlap.c - the "overlap" sample: a single-threaded echo server
  * built on overlapped operations, several receives in flight per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/poll.c - the WSAPoll sample: a non-blocking echo server (and,
  * in the selftest, its non-blocking clients) driven by pier_poll alone.

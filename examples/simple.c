@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/simple.c - the "simple" server of the Winsock samples: an echo
  * server made of blocking calls, one thread per TCP client, or a single

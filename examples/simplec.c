@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/simplec.c - the "simplec" client of the Winsock samples: resolve
  * the server's name, then send messages and check their echoes, all with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * examples/tls-echo.c - an echo server and client over TLS (pier's TLS
  * layer, <pier/tls.h>, on OpenSSL).

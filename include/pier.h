@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pier.h - the one public header of pier, a portable completion-based
  * networking SDK modelled on the Winsock 2 service-provider interface.

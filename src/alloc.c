@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/alloc.c - the replaceable allocator and the process reference count
  * (loops alive) that guards replacing it.

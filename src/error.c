@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/error.c - pier_strerror and pier_err_name, generated from the one
  * list in include/pier/errno.h.

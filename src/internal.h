@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/internal.h - the core's private structures and helpers.  Never
  * included by providers (they see only include/pier.h and pier/spi.h).

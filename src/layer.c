@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layer.c - the core's services for layered providers: a socket over
  * a lower pier socket, the lock for a layer's callbacks, and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/lock.c - the core lock of a loop, and which loops this thread runs.
  *

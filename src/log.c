@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/log.c - the application's log hook; pier itself never prints.
  */

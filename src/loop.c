@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/loop.c - the loop: creation and release, liveness, stop,
  * references, and completions arriving from other threads (posts and

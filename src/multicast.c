@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/multicast.c - joining and leaving multicast groups (WSPJoinLeaf's
  * datagram case) and choosing the interface multicast is sent from.  The

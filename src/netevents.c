@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/netevents.c - network event notification (WSPEventSelect,
  * WSPEnumNetworkEvents): the per-socket record of events, Winsock's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/op.c - operations: argument checks, starting an op overlapped
  * (provider submit) or blocking (provider execute), delivering

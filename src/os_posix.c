@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/os_posix.c - POSIX errors translated into PIER_E* codes: the one
  * place that knows errno values and getaddrinfo's EAI_* codes.

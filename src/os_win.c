@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/os_win.c - Winsock errors translated into PIER_E* codes, and the
  * process-wide WSAStartup/WSACleanup (Winsock refcounts them itself).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/poll.c - pier_poll: WSAPoll over pier sockets, answered by the OS
  * about the sockets' own handles (poll on POSIX, WSAPoll on Windows).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/protocol.c - the protocol catalog (WSAEnumProtocols of pier): the
  * base entries of the OS sockets, the layered entries built in (pier's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/qos.c - traffic classes by name (WSPGetQOSByName) and applying them
  * to sockets: DSCP into IP_TOS / IPV6_TCLASS, priority into the OS's

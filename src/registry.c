@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/registry.c - the providers compiled in, in priority order, plus any
  * registered at run time, and the choice of one for a new loop

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/resolve.c - asynchronous getaddrinfo: requests run on a small pool
  * of worker threads per loop (started on first use, joined when the loop

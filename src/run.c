@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/run.c - pier_loop_run: one thread, or several, serving a loop.
  *

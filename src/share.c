@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/share.c - sharing a socket with another process (WSPDuplicate-
  * Socket): the pier_share format and its checks, the target's adoption of

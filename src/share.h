@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/share.h - socket sharing between processes, the core's private
  * interface between share.c (the pier_share format, checks, adoption and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/share_posix.c - socket sharing on POSIX (see src/share.h): a share
  * names the source's descriptor and process, for pidfd_getfd (Linux 5.6

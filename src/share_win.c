@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/share_win.c - socket sharing on Windows (see src/share.h): a share
  * carries the WSAPROTOCOL_INFOW of WSADuplicateSocketW, from which the

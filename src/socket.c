@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/socket.c - socket objects: open, adopt, accepted sockets, the
  * synchronous calls (bind, listen, shutdown, names, ioctl) and close,

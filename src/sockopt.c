@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/sockopt.c - portable PIER_SO_* options mapped onto the OS's
  * level/name pairs (per platform), and the raw pass-through.  Every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/thread.c - mutexes, condition variables, threads and the monotonic
  * clock for POSIX and Windows.

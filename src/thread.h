@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/thread.h - the few threading primitives the core needs, over
  * pthreads or Win32, plus atomics (GCC/Clang builtins, mingw included).

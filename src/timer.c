@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/timer.c - one-shot and repeating timers on a binary min-heap keyed
  * by (due time, start sequence), so timers due together fire in the order

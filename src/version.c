@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* src/version.c - the version of the library actually linked. */
 #include "internal.h"
 

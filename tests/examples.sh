@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/examples.sh - the automake TESTS entry of the examples: runs every
 # example's --selftest once per compiled provider (PIER_BACKEND=name), each
 # bounded by a timeout, prints one line per example and provider and fails

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // tests/headers-cxx.cc - proves the public headers compile as C++11
 // (extern "C", no C-only constructs); compiled with -fsyntax-only by
 // tests/symbols.sh.

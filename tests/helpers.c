@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/helpers.c - shared helpers of the Check suites (see helpers.h):
  * loops on the provider under test, bounded loop runs, loopback

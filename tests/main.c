@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/main.c - the pier test runner: every suite, one list.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/proc.c - child processes of the test binary (see proc.h): start
  * `pier-tests --child NAME CHANNEL` with a channel to it, talk, collect its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/proc.h - child processes of the test binary, for suites that need
  * a second process (tests/test_share.c).  A child is this binary again,

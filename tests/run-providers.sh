@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/run-providers.sh - the automake TESTS entry of the Check suites:
 # runs pier-tests once per compiled provider (PIER_BACKEND=name), prints
 # each run's summary line and fails if any run fails.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # tests/symbols.sh - the library exports only pier_* and the headers are
 # clean C99 and C++11:
 #   - .libs/libpier.so: every defined dynamic symbol starts with pier_

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_accept.c - conditional accept (DESIGN.md section 3.1).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_alloc.c - pier_set_allocator: a counting allocator sees the
  * allocations of loops, sockets, timers, posts and resolves, and every one

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_badinput.c - bad arguments and bad states: NULL or invalid
  * arguments to every public call give PIER_EINVAL and change nothing;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_blocking.c - the blocking form (cb == NULL), as in Winsock:
  * sockets start in blocking mode; connect, accept, send and recv block in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_cancel.c - every operation completes exactly once: after
  * pier_cancel, after pier_close (before the close callback), never a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_errors.c - the error code list (<pier/errno.h>): codes are
  * negative and distinct, pier_strerror() and pier_err_name() agree with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_io.c - scatter/gather stream I/O on a connected pair.
  *

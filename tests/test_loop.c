@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_loop.c - loops: create and free, provider selection
  * ($PIER_BACKEND, options, pier_providers), run modes, stop, ref/unref,

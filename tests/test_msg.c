@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_msg.c - pier's layered protocols: connect-time data over its
  * handshake (tcp4+cd, tcp6+cd, msg4, msg6), the message protocol's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_msgbad.c - pier's handshake and framing against bad peers
  * (doc/protocol.md): each gets a clear error and a closed connection,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_multicast.c - joining and leaving multicast groups with
  * pier_join_group / pier_leave_group, sending with pier_set_multicast_if

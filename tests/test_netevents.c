@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_netevents.c - network event notification
  * (pier_event_select / pier_enum_network_events, WSPEventSelect), and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_oshandle.c - socket handles are OS handles (WSP's IFS
  * handles): pier_socket_handle() is the OS socket itself, and

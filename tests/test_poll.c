@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_poll.c - pier_poll (WSAPoll over pier sockets) with no loop
  * running: a listener with a caller waiting, a socket connecting in

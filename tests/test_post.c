@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_post.c - pier_loop_post: delivery on the loop thread, never
  * inside the call; reuse from the callback; a blocked loop woken by a post

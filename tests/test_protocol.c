@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_protocol.c - the protocol catalog: tcp4, tcp6, udp4, udp6 and
  * local are listed with the right family, type, protocol and capability

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_qos.c - traffic classes by name and applied to sockets
  * (pier_qos_by_name, pier_set_qos, pier_get_qos, pier_connect's qos,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_reset.c - a peer that resets or closes: pending recvs and
  * sends complete with PIER_ECONNRESET, later sends fail with PIER_EPIPE or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_resolve.c - pier_resolve: numeric IPv4 and IPv6, "localhost"
  * from /etc/hosts, passive wildcard, PIER_EAI_NONAME for a non-numeric

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_share.c - sharing sockets between processes: a connected
  * socket handed to a child process that carries on its I/O, a listener

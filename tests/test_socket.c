@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_socket.c - socket basics: bind/listen/getsockname on IPv4,
  * IPv6, dual-stack and AF_UNIX; getpeername against the other side;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_sockopt.c - portable socket options: every PIER_SO_* set and
  * read back on the protocols it belongs to, read-only SO_TYPE / SO_ERROR,

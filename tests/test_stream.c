@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_stream.c - 8 MiB each way over one connection at the same
  * time, every send and recv op with a random (seeded, printed) number of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_threads.c - several threads serving one loop
  * (pier_loop_options.threads, or application threads calling

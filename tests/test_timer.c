@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_timer.c - timers: firing order by timeout and, for equal
  * timeouts, by start order; repeating timers; restart; stop (also of an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_tls.c - the TLS layer (include/pier/tls.h): pier client and
  * server over every base provider, 8 MiB each way verified, TLS 1.2 and

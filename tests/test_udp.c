@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/test_udp.c - datagrams: pier_sendto / pier_recvfrom on udp4 and
  * udp6 over loopback, sender addresses, scatter/gather, truncation,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/xfer.c - a pier-to-pier transfer across providers (and processes,
  * and under Wine across operating systems): both sides send N bytes of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/iocp/accept.c - accepting on Windows, DESIGN.md section 3.1.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/iocp/block.c - blocking calls (an operation started with no
  * callback) and pier_cancel_blocking on Windows.

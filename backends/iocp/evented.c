@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/iocp/evented.c - sockets that cannot be tied to the loop's
  * completion port.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/iocp/events.c - network events (pier_event_select) through
  * Winsock's own WSAEventSelect / WSAEnumNetworkEvents.

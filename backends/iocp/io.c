@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/iocp/io.c - overlapped receives, sends and connects.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/iocp/iocp.h - private state of the Windows provider, built
  * directly on Winsock 2 and I/O completion ports.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/iocp/keepalive.c - TCP keep-alive timings where Winsock has no
  * TCP_KEEPIDLE / TCP_KEEPINTVL options (Windows before 10 1709, and Wine,

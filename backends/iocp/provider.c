@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/iocp/provider.c - the Windows base provider: its table, the
  * loop on one I/O completion port (drained in batches with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/libevent/accept.c - conditional accept on POSIX (DESIGN.md
  * section 3.1).  POSIX has no way to decide before the handshake, so the

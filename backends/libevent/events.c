@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/libevent/events.c - network events (pier_event_select) from
  * readiness.

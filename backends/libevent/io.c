@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/libevent/io.c - one non-blocking attempt at a receive, send or
  * connect.  Shared by overlapped operations (provider.c) and blocking

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/libevent/lev.h - private state of the libevent provider.
  *

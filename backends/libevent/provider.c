@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backends/libevent/provider.c - the POSIX base provider on libevent's
  * event_base: its table, the loop (poll, wake), socket calls, and the

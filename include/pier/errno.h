@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pier/errno.h - the one list of pier error codes.
  *

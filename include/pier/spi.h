@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pier/spi.h - the provider interface: what a base provider (an OS event
  * mechanism) or a layered provider implements, and the core services it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pier/tls.h - TLS over any pier stream socket, on OpenSSL (1.1.1 or
  * later).  The TLS layer is a layered provider (<pier/spi.h>): it keeps

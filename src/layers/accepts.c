@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/accepts.c - the listener side shared by pier's layers
  * (accepts.h): eager lower accepts, the list of connections being

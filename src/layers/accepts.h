@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/accepts.h - the listener side shared by pier's layers (msg,
  * tls): connections accepted eagerly on the lower listener, each opened

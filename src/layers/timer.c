@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/timer.c - the handshake timer of pier's layers (timer.h).
  */

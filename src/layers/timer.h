@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/timer.h - the handshake timer of pier's layers (msg, tls).
  * The timer is allocated apart from the socket it serves: when the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_frames.c - libFuzzer target for the message framing
  * reader (src/layers/msg/wire.c, doc/protocol.md).

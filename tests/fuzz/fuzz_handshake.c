@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tests/fuzz/fuzz_handshake.c - libFuzzer target for the connect-time
  * handshake decoders (src/layers/msg/wire.c, doc/protocol.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/msg/handshake.c - pier's connect-time handshake
  * (doc/protocol.md): the client's request and the answer it waits for,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/msg/io.c - data once the handshake is done: receives (framed:
  * one message per receive, PIER_MSG_PARTIAL when the buffers are smaller;

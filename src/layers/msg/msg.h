@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/msg/msg.h - private state of the message layer: pier's
  * connect-data handshake (catalog entries tcp4+cd, tcp6+cd) and, when the

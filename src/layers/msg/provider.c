@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/msg/provider.c - the message layer's provider table: open and
  * close over the lower socket, the calls it passes down (bind, listen,

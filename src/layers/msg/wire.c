@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/msg/wire.c - the handshake and frame formats of
  * doc/protocol.md: big-endian fixed fields, strict checks, no allocation.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/msg/wire.h - pier's connect-data handshake and message
  * framing on the wire (doc/protocol.md): encoders, decoders and the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/tls/context.c - TLS contexts (include/pier/tls.h section 1):
  * the SSL_CTX with pier's defaults, certificates and trust, verification,

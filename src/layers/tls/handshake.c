@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/tls/handshake.c - the TLS handshake: the timer, OpenSSL's
  * failures as PIER_E* codes, the client's connect, the start of a

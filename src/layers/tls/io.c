@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/tls/io.c - moving bytes: the lower receive feeding the read
  * BIO, the write BIO drained by lower sends (in order, one at a time),

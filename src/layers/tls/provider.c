@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/tls/provider.c - the TLS layer's provider table and its
  * public entry points: pier_tls_wrap, open and close over the lower

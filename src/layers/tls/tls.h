@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * src/layers/tls/tls.h - private state of the TLS layer (include/pier/tls.h):
  * contexts, and the per-socket state of a layered provider that runs
