@@ -593,6 +593,19 @@ enum pier_op_type {
 #define PIER_OP_INLINE_BUFS 4
 
 /*
+ * Buffers of an operation.  A pier_buf with a NULL base must have len 0,
+ * else the call returns PIER_EINVAL and starts nothing.  A receive needs
+ * room for at least one byte: buffers that hold 0 bytes in all give
+ * PIER_EINVAL on every protocol and provider (a completion with 0 bytes
+ * always means the end of the stream; to learn that data is waiting
+ * without a buffer, select PIER_EV_READ).  A send of 0 bytes completes
+ * at once on a stream and sends an empty datagram on a datagram socket.
+ * A datagram is sent whole or not at all: more than PIER_DGRAM_MAX_BUFS
+ * buffers in one datagram send give PIER_EMSGSIZE at the call.
+ */
+#define PIER_DGRAM_MAX_BUFS 1024
+
+/*
  * An operation: the OVERLAPPED of pier.  Zero it (or pier_op_init) before
  * first use; reuse it once its callback has run (also from inside that
  * callback).  Public fields are results, valid when the callback runs.
@@ -625,6 +638,7 @@ struct pier_op {
     pier_op *next, *prev;
     void *ext;            /* resolve request, layer state */
     size_t progress;      /* provider: bytes done so far */
+    unsigned long long seq; /* core: when it became ready to deliver */
     union { void *p[8]; unsigned long long u[8]; } prov; /* base provider */
   } pier__r;
 };

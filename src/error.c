@@ -7,6 +7,7 @@
 
 const char *pier_strerror(int err) {
   switch (err) {
+  case 0: return "success";
 #define XX(name, num, msg) case PIER_##name: return msg;
     PIER_ERRNO_MAP(XX)
 #undef XX
@@ -16,6 +17,7 @@ const char *pier_strerror(int err) {
 
 const char *pier_err_name(int err) {
   switch (err) {
+  case 0: return "OK";
 #define XX(name, num, msg) case PIER_##name: return #name;
     PIER_ERRNO_MAP(XX)
 #undef XX

@@ -79,8 +79,14 @@ struct pier_loop {
   int helpers_on;            /* pier_loop_run started the extra threads */
   int stop;                  /* atomic; cleared when the last runner leaves */
 
+  /* Delivery is in the order things became ready: every socketless op
+     (post, resolve) and every entry of a socket on the ready list takes
+     the next ready_seq, and the smaller of the two heads runs first;
+     timers found due by a poll rank after what was ready before it. */
   pier_opq done;             /* completed socketless ops (posts, resolves) */
   pier_socket *ready, *ready_tail; /* sockets with completions to deliver */
+  uint64_t ready_seq;        /* last sequence number handed out */
+  uint64_t timer_mark;       /* ready_seq when the last poll began */
   size_t pending;            /* ops started and not yet delivered */
   size_t nsockets;           /* sockets open or closing */
   pier_socket *closing;      /* sockets whose close callback is due */
@@ -164,6 +170,7 @@ struct pier_socket {
   size_t pending;            /* ops started and not yet delivered */
   pier_opq done;             /* completed, callbacks not yet run */
   pier_socket *next_ready;   /* the loop's ready list */
+  uint64_t ready_seq;        /* when it joined the ready list */
   int blocked;               /* blocking calls in progress (atomic) */
   pier_close_cb close_cb;
   pier_socket *next_closing;
@@ -210,6 +217,15 @@ int pier__prov_setsockopt(pier_socket *s, int level, int name, const void *v,
                           size_t len);
 int pier__prov_getsockopt(pier_socket *s, int level, int name, void *v,
                           size_t *len);
+/* A socket's QoS as it was before a pier_connect applied one, so that a
+   connect that cannot start leaves it unchanged (qos.c). */
+typedef struct pier__qos_saved {
+  pier_qos os;               /* what the OS had (pier_get_qos) */
+  pier_qos qos;              /* s->qos */
+  int has_qos;
+} pier__qos_saved;
+int pier__qos_save(pier_socket *s, pier__qos_saved *out);
+void pier__qos_restore(pier_socket *s, const pier__qos_saved *saved);
 /* Give an accepted socket the listener's QoS, if it has one (qos.c). */
 void pier__qos_inherit(pier_socket *listener, pier_socket *s);
 /* 0 if addr/len is a whole address of its family, else PIER_EINVAL. */
@@ -223,11 +239,20 @@ int pier__socket_usable(const pier_socket *s);
 /* 4. operations ------------------------------------------------------ */
 
 /* Run one completion callback (a socketless op, or the next op of the
-   first ready socket), the core lock released around it; returns 1 if
-   one ran. */
-int pier__op_deliver_one(pier_loop *loop);
+   first ready socket, whichever became ready first), the core lock
+   released around it; returns 1 if one ran.  With before_poll, only a
+   completion that became ready before the last poll began is taken (the
+   timers that poll found due rank after those, before the rest). */
+int pier__op_deliver_one(pier_loop *loop, int before_poll);
+/* 1 if a completion is waiting (core held). */
+int pier__op_ready(const pier_loop *loop);
 
 /* 5. the provider registry ----------------------------------------- */
+
+/* The first of the socket slots every provider and layer must fill (open,
+   close, submit, cancel) that p leaves NULL, or NULL.  The other socket
+   slots are optional: a NULL one makes its call answer PIER_EOPNOTSUPP. */
+const char *pier__missing_socket_slot(const pier_provider *p);
 
 /* The provider to use: by name, else $PIER_BACKEND, else the first fit. */
 int pier__provider_select(const char *name, const pier_provider **out);

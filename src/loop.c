@@ -86,7 +86,7 @@ int pier_loop_free(pier_loop *loop) {
   pier__unlock(loop);
   if (busy) return PIER_EBUSY;
   pier__resolver_free(loop);
-  loop->prov->loop_free(loop);
+  if (loop->prov->loop_free) loop->prov->loop_free(loop);
   pier__cond_destroy(&loop->work.cond);
   pier__cond_destroy(&loop->changed.cond);
   pier__mutex_destroy(&loop->core);

@@ -55,9 +55,22 @@ static int begin(pier_socket *s, pier_op *op, int type) {
   return 0;
 }
 
+/* Check a buffer array: no NULL base under a non-zero length, a total
+   that fits a size_t; its total in *total. */
+static int check_bufs(const pier_buf *bufs, size_t nbufs, size_t *total) {
+  size_t sum = 0;
+  if (!bufs || nbufs == 0) return PIER_EINVAL;
+  for (size_t i = 0; i < nbufs; i++) {
+    if (!bufs[i].base && bufs[i].len) return PIER_EINVAL;
+    if (bufs[i].len > (size_t)-1 - sum) return PIER_EINVAL;
+    sum += bufs[i].len;
+  }
+  *total = sum;
+  return 0;
+}
+
 /* Copy the caller's buffer array (inline for up to PIER_OP_INLINE_BUFS). */
 static int take_bufs(pier_op *op, const pier_buf *bufs, size_t nbufs) {
-  if (!bufs || nbufs == 0) return PIER_EINVAL;
   pier_buf *dst = op->pier__r.inline_bufs;
   if (nbufs > PIER_OP_INLINE_BUFS) {
     if (nbufs > (size_t)-1 / sizeof *dst) return PIER_EINVAL;
@@ -73,6 +86,13 @@ static int take_bufs(pier_op *op, const pier_buf *bufs, size_t nbufs) {
 static int take_addr(pier_op *op, const struct sockaddr *addr, size_t len) {
   int rc = pier__addr_check(addr, len);
   if (rc) return rc;
+  /* An IPv4 socket reaches only IPv4 addresses (an IPv6 one may take an
+     IPv4 address where the OS maps it). */
+  int family = op->socket->proto->family;
+  if (family == AF_INET && addr->sa_family != AF_INET) return PIER_EAFNOSUPPORT;
+  if (family == AF_INET6 && addr->sa_family != AF_INET6 &&
+      addr->sa_family != AF_INET)
+    return PIER_EAFNOSUPPORT;
   memcpy(&op->pier__r.addr, addr, len);
   op->pier__r.addr_len = len;
   return 0;
@@ -113,7 +133,9 @@ char pier__disconnect_mark;
 static int disconnect_sent(pier_op *op, int status) {
   op->pier__r.ext = NULL;
   if (status) return status;
-  return op->socket->prov->shutdown(op->socket, PIER_SHUT_WR);
+  const pier_provider *prov = op->socket->prov;
+  return prov->shutdown ? prov->shutdown(op->socket, PIER_SHUT_WR)
+                        : PIER_EOPNOTSUPP;
 }
 
 /* Run a blocking call in this thread. */
@@ -171,18 +193,31 @@ static int start(pier_socket *s, pier_op *op, pier_op_cb cb) {
 }
 
 /* Sockets with completions wait on the loop's ready list, one entry per
-   socket: a socket whose callback is running (BUSY) is not listed. */
+   socket (READY).  A socket whose callback is running (BUSY) is not
+   delivered from: if it is found on the list it is dropped from it, and
+   unbusy puts it back at the end. */
 static void ready_push(pier_loop *loop, pier_socket *s) {
   PIER__SSET(s, PIER__S_READY);
   s->next_ready = NULL;
+  s->ready_seq = ++loop->ready_seq;
   if (loop->ready_tail) loop->ready_tail->next_ready = s;
   else loop->ready = s;
   loop->ready_tail = s;
 }
 
+static pier_socket *ready_pop(pier_loop *loop) {
+  pier_socket *s = loop->ready;
+  loop->ready = s->next_ready;
+  if (!loop->ready) loop->ready_tail = NULL;
+  s->next_ready = NULL;
+  PIER__SCLEAR(s, PIER__S_READY);
+  return s;
+}
+
 void pier__enqueue_done(pier_loop *loop, pier_op *op) {
   pier_socket *s = op->socket;
   if (!s) {
+    op->pier__r.seq = ++loop->ready_seq;
     pier_opq_push(&loop->done, op);
     return;
   }
@@ -201,21 +236,45 @@ void pier_spi_complete(pier_op *op, int status) {
 
 static void unbusy(pier_loop *loop, pier_socket *s) {
   PIER__SCLEAR(s, PIER__S_BUSY);
-  if (!pier_opq_empty(&s->done)) ready_push(loop, s);
+  if (!(PIER__SFLAGS(s) & PIER__S_READY) && !pier_opq_empty(&s->done))
+    ready_push(loop, s);
 }
 
-int pier__op_deliver_one(pier_loop *loop) {
-  pier_socket *s = NULL;
-  pier_op *op = pier_opq_pop(&loop->done);
-  if (!op) {
-    if (!(s = loop->ready)) return 0;
-    loop->ready = s->next_ready;
-    if (!loop->ready) loop->ready_tail = NULL;
-    op = pier_opq_pop(&s->done);
-    PIER__SCLEAR(s, PIER__S_READY);
+int pier__op_ready(const pier_loop *loop) {
+  return loop->ready || !pier_opq_empty(&loop->done);
+}
+
+/* The next op to deliver, taken off its queue, or NULL; *sp is set to its
+   socket (which is then BUSY), or NULL for a socketless op.  Ops that
+   became ready after `limit` are left alone. */
+static pier_op *next_op(pier_loop *loop, uint64_t limit, pier_socket **sp) {
+  for (;;) {
+    pier_op *lop = loop->done.head;
+    pier_socket *s = loop->ready;
+    if (s && (PIER__SFLAGS(s) & PIER__S_BUSY)) {
+      ready_pop(loop); /* its callback runs: unbusy lists it again */
+      continue;
+    }
+    uint64_t lseq = lop ? lop->pier__r.seq : UINT64_MAX;
+    uint64_t sseq = s ? s->ready_seq : UINT64_MAX;
+    if (lseq <= sseq) {
+      if (!lop || lseq > limit) return NULL;
+      *sp = NULL;
+      return pier_opq_pop(&loop->done);
+    }
+    if (sseq > limit) return NULL;
+    ready_pop(loop);
     PIER__SSET(s, PIER__S_BUSY);
     s->pending--;
+    *sp = s;
+    return pier_opq_pop(&s->done);
   }
+}
+
+int pier__op_deliver_one(pier_loop *loop, int before_poll) {
+  pier_socket *s = NULL;
+  pier_op *op = next_op(loop, before_poll ? loop->timer_mark : UINT64_MAX, &s);
+  if (!op) return 0;
   loop->pending--;
   release_bufs(op);
   /* An accepted socket's own callbacks wait until the accept callback has
@@ -299,11 +358,18 @@ int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
   if ((rc = take_addr(op, addr, addrlen)) != 0) return rc;
   if (cdata && !(s->proto->caps & PIER_CAP_CONNECT_DATA))
     return PIER_EOPNOTSUPP;
+  /* The QoS applies before the connect starts (the first packet carries
+     it) and is taken back if the connect does not start. */
+  pier__qos_saved saved;
+  if (qos && (rc = pier__qos_save(s, &saved)) != 0) return rc;
   if (qos && (rc = pier_set_qos(s, qos)) != 0) return rc;
   if (cdata) cdata->callee_len = 0;
   op->pier__r.cdata = cdata;
   op->pier__r.qos = qos;
-  return start(s, op, cb);
+  rc = start(s, op, cb);
+  if (qos && rc && rc != PIER_EWOULDBLOCK && rc != PIER_EALREADY)
+    pier__qos_restore(s, &saved);
+  return rc;
 }
 
 static int begin_io(pier_socket *s, pier_op *op, int type, const pier_buf *bufs,
@@ -311,7 +377,14 @@ static int begin_io(pier_socket *s, pier_op *op, int type, const pier_buf *bufs,
   int rc = begin(s, op, type);
   if (rc) return rc;
   if (PIER__SFLAGS(s) & PIER__S_LISTENING) return PIER_ENOTCONN;
-  if (!bufs || nbufs == 0 || (flags & ~allowed)) return PIER_EINVAL;
+  size_t total;
+  if ((rc = check_bufs(bufs, nbufs, &total)) != 0 || (flags & ~allowed))
+    return rc ? rc : PIER_EINVAL;
+  int receive = type == PIER_OP_RECV || type == PIER_OP_RECVFROM;
+  if (receive && total == 0) return PIER_EINVAL; /* see pier_buf */
+  /* A datagram goes whole or not at all: never cut at the OS's limit. */
+  if (!receive && is_dgram(s) && nbufs > PIER_DGRAM_MAX_BUFS)
+    return PIER_EMSGSIZE;
   if ((flags & PIER_MSG_WAITALL) && is_dgram(s)) return PIER_EOPNOTSUPP;
   if ((flags & PIER_MSG_OOB) && !(s->proto->caps & PIER_CAP_EXPEDITED_DATA))
     return PIER_EOPNOTSUPP;

@@ -129,9 +129,13 @@ int pier_spi_protocol_layer(const pier_protocol_info *entry,
 int pier_spi_register_protocol(const pier_protocol_info *entry,
                                const pier_provider *layer, const char *base) {
   if (!entry || !entry->name || !layer || !base) return PIER_EINVAL;
-  if (layer->version < 3 || !(layer->caps & PIER_PCAP_LAYER) ||
-      !layer->open || !layer->close || !layer->submit || !layer->cancel)
+  if (layer->version < 3 || !(layer->caps & PIER_PCAP_LAYER)) return PIER_EINVAL;
+  const char *slot = pier__missing_socket_slot(layer);
+  if (slot) {
+    pier_spi_log(PIER_LOG_ERROR, "layer %s: required slot %s is NULL",
+                 layer->name ? layer->name : "?", slot);
     return PIER_EINVAL;
+  }
   if (find(entry->name, NULL)) return PIER_EALREADY;
   size_t b;
   if (!find(base, &b)) return PIER_ENOENT;

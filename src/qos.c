@@ -124,3 +124,21 @@ void pier__qos_inherit(pier_socket *listener, pier_socket *s) {
   if (rc) pier_spi_log(PIER_LOG_WARN, "accepted socket kept no QoS: %s",
                        pier_strerror(rc));
 }
+
+int pier__qos_save(pier_socket *s, pier__qos_saved *out) {
+  out->qos = s->qos;
+  out->has_qos = s->has_qos;
+  return pier_get_qos(s, &out->os);
+}
+
+void pier__qos_restore(pier_socket *s, const pier__qos_saved *saved) {
+  pier__lock(s->loop);
+  if (saved->os.dscp >= 0 || saved->os.priority >= 0) {
+    int rc = set_qos(s, &saved->os);
+    if (rc) pier_spi_log(PIER_LOG_WARN, "QoS not restored: %s",
+                         pier_strerror(rc));
+  }
+  s->qos = saved->qos;
+  s->has_qos = saved->has_qos;
+  pier__unlock(s->loop);
+}

@@ -47,11 +47,35 @@ static const pier_provider *find(const char *name) {
   return NULL;
 }
 
+const char *pier__missing_socket_slot(const pier_provider *p) {
+  if (!p->open) return "open";
+  if (!p->close) return "close";
+  if (!p->submit) return "submit";
+  if (!p->cancel) return "cancel";
+  return NULL;
+}
+
+/* The name of the first required slot p lacks, or NULL. */
+static const char *missing_slot(const pier_provider *p) {
+  if (!p->loop_init) return "loop_init";
+  if (!p->loop_poll) return "loop_poll";
+  if (!p->loop_wake) return "loop_wake";
+  return pier__missing_socket_slot(p);
+}
+
 int pier_spi_register(const pier_provider *p) {
-  if (!p || !p->name || p->version < 1 || p->version > PIER_SPI_VERSION ||
-      !p->loop_init || !p->loop_poll || !p->loop_wake || !p->open ||
-      !p->close || !p->submit || !p->cancel)
+  if (!p || !p->name) return PIER_EINVAL;
+  if (p->version < 1 || p->version > PIER_SPI_VERSION) {
+    pier_spi_log(PIER_LOG_ERROR, "provider %s: SPI version %d, this core "
+                 "takes 1 to %d", p->name, p->version, PIER_SPI_VERSION);
     return PIER_EINVAL;
+  }
+  const char *slot = missing_slot(p);
+  if (slot) {
+    pier_spi_log(PIER_LOG_ERROR, "provider %s: required slot %s is NULL",
+                 p->name, slot);
+    return PIER_EINVAL;
+  }
   if (find(p->name)) return PIER_EALREADY;
   size_t n = count();
   if (n + 1 >= MAX_PROVIDERS) return PIER_ENOMEM;

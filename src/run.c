@@ -31,7 +31,7 @@
 /* ------------------------------------------------------------------ */
 
 static int has_work(pier_loop *loop) {
-  if (loop->ready || !pier_opq_empty(&loop->done)) return 1;
+  if (pier__op_ready(loop)) return 1;
   if (loop->closing && pier__sockets_reapable(loop)) return 1;
   if (loop->nheap == 0) return 0;
   const pier_timer *t = loop->heap[0];
@@ -48,6 +48,7 @@ static void poll_once(pier_loop *loop, int nowait) {
   if (!nowait && !pier__sc_load(&loop->lock_wanted) &&
       !pier__load(&loop->stop) && !has_work(loop))
     timeout = pier__timers_timeout(loop);
+  loop->timer_mark = loop->ready_seq;
   int rc = loop->prov->loop_poll(loop, timeout);
   pier__sc_store(&loop->polling, 0);
   if (rc < 0) pier_spi_log(PIER_LOG_ERROR, "loop_poll: %s", pier_strerror(rc));
@@ -88,9 +89,11 @@ static void poll_role(pier_loop *loop, pier_run_mode mode, int nowait) {
 /* 2. serving                                                          */
 /* ------------------------------------------------------------------ */
 
+/* Fairly: completions that were ready before the last poll began, then
+   the timers it found due, then one close callback, then the rest. */
 static int deliver_one(pier_loop *loop) {
-  return pier__timer_fire_one(loop) || pier__op_deliver_one(loop) ||
-         pier__socket_reap_one(loop);
+  return pier__op_deliver_one(loop, 1) || pier__timer_fire_one(loop) ||
+         pier__socket_reap_one(loop) || pier__op_deliver_one(loop, 0);
 }
 
 /* Serve loop in mode until stopped or idle; returns whether it is alive.

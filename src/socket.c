@@ -177,14 +177,16 @@ static int leave(pier_socket *s, int rc) {
 int pier_bind(pier_socket *s, const struct sockaddr *addr, size_t addrlen) {
   int rc = pier__addr_check(addr, addrlen);
   if (rc == 0) rc = enter(s);
-  return rc ? rc : leave(s, s->prov->bind(s, addr, addrlen));
+  return rc ? rc : leave(s, s->prov->bind ? s->prov->bind(s, addr, addrlen)
+                                                : PIER_EOPNOTSUPP);
 }
 
 int pier_listen(pier_socket *s, int backlog) {
   int rc = enter(s);
   if (rc) return rc;
   if (s->proto->caps & PIER_CAP_CONNECTIONLESS) return leave(s, PIER_EOPNOTSUPP);
-  rc = s->prov->listen(s, backlog <= 0 ? SOMAXCONN : backlog);
+  rc = s->prov->listen ? s->prov->listen(s, backlog <= 0 ? SOMAXCONN : backlog)
+                       : PIER_EOPNOTSUPP;
   if (rc == 0) PIER__SSET(s, PIER__S_LISTENING);
   return leave(s, rc);
 }
@@ -193,14 +195,17 @@ int pier_shutdown(pier_socket *s, int how) {
   if (how != PIER_SHUT_RD && how != PIER_SHUT_WR && how != PIER_SHUT_RDWR)
     return PIER_EINVAL;
   int rc = enter(s);
-  return rc ? rc : leave(s, s->prov->shutdown(s, how));
+  return rc ? rc : leave(s, s->prov->shutdown ? s->prov->shutdown(s, how)
+                                                  : PIER_EOPNOTSUPP);
 }
 
 static int name_of(pier_socket *s, int peer, struct sockaddr_storage *addr,
                    size_t *len) {
   if (!addr || !len || *len == 0) return PIER_EINVAL;
   int rc = enter(s);
-  return rc ? rc : leave(s, s->prov->sockname(s, peer, addr, len));
+  return rc ? rc : leave(s, s->prov->sockname
+                                  ? s->prov->sockname(s, peer, addr, len)
+                                  : PIER_EOPNOTSUPP);
 }
 
 int pier_getsockname(pier_socket *s, struct sockaddr_storage *addr, size_t *len) {

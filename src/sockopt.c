@@ -85,7 +85,8 @@ static int map(const pier_socket *s, int opt, os_opt *o) {
 int pier__prov_setsockopt(pier_socket *s, int level, int name, const void *v,
                           size_t len) {
   pier__lock(s->loop);
-  int rc = s->prov->setsockopt(s, level, name, v, len);
+  int rc = s->prov->setsockopt ? s->prov->setsockopt(s, level, name, v, len)
+                               : PIER_EOPNOTSUPP;
   pier__unlock(s->loop);
   return rc;
 }
@@ -93,7 +94,8 @@ int pier__prov_setsockopt(pier_socket *s, int level, int name, const void *v,
 int pier__prov_getsockopt(pier_socket *s, int level, int name, void *v,
                           size_t *len) {
   pier__lock(s->loop);
-  int rc = s->prov->getsockopt(s, level, name, v, len);
+  int rc = s->prov->getsockopt ? s->prov->getsockopt(s, level, name, v, len)
+                               : PIER_EOPNOTSUPP;
   pier__unlock(s->loop);
   return rc;
 }
@@ -168,7 +170,9 @@ int pier_setsockopt(pier_socket *s, int opt, int value) {
       return PIER_EINVAL;
     if (opt == PIER_SO_ZERO_READ) value = value != 0;
     pier__lock(s->loop);
-    rc = s->prov->setsockopt(s, PIER_SOL_PROVIDER, opt, &value, sizeof value);
+    rc = s->prov->setsockopt ? s->prov->setsockopt(s, PIER_SOL_PROVIDER, opt,
+                                                   &value, sizeof value)
+                             : PIER_EOPNOTSUPP;
     if (rc == 0) *t = value;
     pier__unlock(s->loop);
     return rc;

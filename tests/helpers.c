@@ -37,6 +37,16 @@ pier_loop *t_loop_new(void) {
   return loop;
 }
 
+pier_loop *t_loop_threads(unsigned n) {
+  pier_loop_options o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  o.threads = n;
+  pier_loop *loop = NULL;
+  T_OK(pier_loop_new(&o, &loop));
+  return loop;
+}
+
 /*
  * Sockets cannot be enumerated through the public API: tests close their
  * own, and this runs the loop until their close callbacks have run and

@@ -24,6 +24,9 @@ Suite *suite_errors(void);
 Suite *suite_loop(void);
 Suite *suite_timer(void);
 Suite *suite_post(void);
+Suite *suite_fairness(void);
+Suite *suite_buffers(void);
+Suite *suite_spi(void);
 Suite *suite_protocol(void);
 Suite *suite_socket(void);
 Suite *suite_sockopt(void);
@@ -72,6 +75,8 @@ int t_share_child(int argc, char **argv);
 
 /* A loop on the provider under test ($PIER_BACKEND). */
 pier_loop *t_loop_new(void);
+/* The same, served by n threads (pier_loop_options.threads). */
+pier_loop *t_loop_threads(unsigned n);
 
 /* Run the loop until everything the test closed is gone, then free it
    (tests close their own sockets; fails the test after 2 s). */

@@ -32,10 +32,10 @@ typedef Suite *(*suite_fn)(void);
  */
 static const suite_fn suites[] = {
   suite_alloc,
-  suite_errors,   suite_loop,     suite_timer,   suite_post,
-  suite_protocol, suite_socket,   suite_sockopt, suite_accept,
+  suite_errors,   suite_loop,     suite_timer,   suite_post, suite_fairness,
+  suite_protocol, suite_spi, suite_socket,   suite_sockopt, suite_accept,
   suite_io,       suite_udp,      suite_stream,  suite_cancel,
-  suite_reset,    suite_badinput, suite_blocking, suite_resolve, suite_qos,
+  suite_reset,    suite_badinput, suite_buffers, suite_blocking, suite_resolve, suite_qos,
   suite_multicast, suite_poll, suite_threads, suite_netevents,
   suite_oshandle, suite_share, suite_msg, suite_msgbad, suite_tls,
 };

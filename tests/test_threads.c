@@ -403,23 +403,13 @@ static void stress_check(stress *st, int want_threads) {
   free(st);
 }
 
-static pier_loop *loop_with_threads(unsigned n) {
-  pier_loop_options o;
-  memset(&o, 0, sizeof o);
-  o.size = sizeof o;
-  o.threads = n;
-  pier_loop *loop = NULL;
-  T_OK(pier_loop_new(&o, &loop));
-  return loop;
-}
-
 /* ------------------------------------------------------------------ */
 /* tests                                                               */
 /* ------------------------------------------------------------------ */
 
 /* The stress test: 8 threads, 200 connections, 64 KiB each way. */
 START_TEST(stress_8_threads) {
-  pier_loop *loop = loop_with_threads(NTHREADS);
+  pier_loop *loop = t_loop_threads(NTHREADS);
   stress *st = stress_new(loop, MAXCONN, STREAM);
   int rc = pier_loop_run(loop, PIER_RUN_DEFAULT);
   ck_assert_msg(rc == 0, "pier_loop_run returned %d (%s)", rc,
@@ -439,7 +429,7 @@ static void *runner(void *p) {
 
 /* Application threads calling pier_loop_run together serve one loop. */
 START_TEST(app_threads_run_together) {
-  pier_loop *loop = loop_with_threads(4);
+  pier_loop *loop = t_loop_threads(4);
   stress *st = stress_new(loop, 40, 16 * 1024);
   pthread_t th[3];
   runner_arg args[3];
@@ -484,7 +474,7 @@ static void on_once(pier_timer *t) {
 }
 
 START_TEST(timers_on_many_threads) {
-  pier_loop *loop = loop_with_threads(4);
+  pier_loop *loop = t_loop_threads(4);
   tick slow;
   memset(&slow, 0, sizeof slow);
   slow.limit = 10;
@@ -560,7 +550,7 @@ static void *foreign_main(void *p) {
 }
 
 START_TEST(calls_from_a_foreign_thread) {
-  pier_loop *loop = loop_with_threads(3);
+  pier_loop *loop = t_loop_threads(3);
   foreign f;
   memset(&f, 0, sizeof f);
   f.loop = loop;
@@ -584,7 +574,7 @@ static void stop_cb(pier_op *op, int status) {
 }
 
 START_TEST(stop_ends_all_threads) {
-  pier_loop *loop = loop_with_threads(4);
+  pier_loop *loop = t_loop_threads(4);
   T_OK(pier_loop_ref(loop));
   pier_op post;
   pier_op_init(&post);
@@ -607,7 +597,7 @@ START_TEST(exit_hooks_run_in_helper_threads) {
   T_OK(pier_spi_thread_exit_hook(count_exit));
   T_OK(pier_spi_thread_exit_hook(count_exit));
   __atomic_store_n(&exit_calls, 0, __ATOMIC_SEQ_CST);
-  pier_loop *loop = loop_with_threads(4);
+  pier_loop *loop = t_loop_threads(4);
   pier_op post;
   pier_op_init(&post);
   post.data = loop;

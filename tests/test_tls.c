@@ -1633,6 +1633,33 @@ END_TEST
 #endif /* !_WIN32 */
 
 /* SUITE */
+/* Bad buffers are refused at the call, before OpenSSL sees them: a NULL
+   base with a length, and a receive of 0 bytes (tests/test_buffers.c has
+   the same rules on tcp4, msg4 and udp4). */
+START_TEST(bad_buffers_are_einval_at_the_call) {
+  pier_loop *loop = t_loop_new();
+  pier_tls_ctx *sctx = server_ctx(NULL, PIER_TLS_VERIFY_NONE);
+  pier_tls_ctx *cctx = client_ctx(NULL, 0);
+  pier_socket *c, *s;
+  tls_pair(loop, cctx, sctx, "localhost", &c, &s);
+  side x;
+  side_init(&x);
+  char real[8];
+  pier_buf bad[2] = { pier_buf_init(real, sizeof real),
+                      pier_buf_init(NULL, 3) };
+  pier_buf zero = pier_buf_init(real, 0);
+  T_ERR(pier_send(c, &x.op, bad, 2, 0, rec_cb), PIER_EINVAL);
+  T_ERR(pier_recv(s, &x.op, bad, 2, 0, rec_cb), PIER_EINVAL);
+  T_ERR(pier_recv(s, &x.op, &zero, 1, 0, rec_cb), PIER_EINVAL);
+  ck_assert_int_eq(x.r.count, 0);
+  hello(loop, c, s); /* both sides still work */
+  pier_socket *all[] = { c, s };
+  close_all(loop, all, 2);
+  pier_tls_ctx_free(sctx);
+  pier_tls_ctx_free(cctx);
+}
+END_TEST
+
 Suite *suite_tls(void) {
   Suite *s = suite_create("tls");
   TCase *tc = tcase_create("tls");
@@ -1653,6 +1680,7 @@ Suite *suite_tls(void) {
   tcase_add_test(tc, disconnect_sends_close_notify);
   tcase_add_test(tc, wrap_connected_sockets);
   tcase_add_test(tc, context_errors);
+  tcase_add_test(tc, bad_buffers_are_einval_at_the_call);
   tcase_add_test(tc, blocking_calls);
   tcase_add_test(tc, connected_wrap_times_out);
 #ifndef _WIN32

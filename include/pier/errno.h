@@ -77,14 +77,16 @@ enum pier_errno {
 
 /*
  * pier_strerror - a human-readable, static, English message for a code.
- * Returns "unknown error" text for a code not in the list; never NULL.
+ * Returns "success" for 0 and "unknown error" for a code not in the
+ * list; never NULL.
  * Thread-safe.
  */
 const char *pier_strerror(int err);
 
 /*
  * pier_err_name - the code's symbolic name without prefix ("EINVAL").
- * Returns "UNKNOWN" for a code not in the list; never NULL. Thread-safe.
+ * Returns "OK" for 0 and "UNKNOWN" for a code not in the list; never
+ * NULL. Thread-safe.
  */
 const char *pier_err_name(int err);
 

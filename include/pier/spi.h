@@ -128,6 +128,7 @@ typedef struct pier_provider {
    */
   void (*close)(pier_socket *s);
 
+  /* The slots from here to ioctl are optional: NULL gives PIER_EOPNOTSUPP. */
   int (*bind)(pier_socket *s, const struct sockaddr *addr, size_t len);
   int (*listen)(pier_socket *s, int backlog);
   int (*shutdown)(pier_socket *s, int how);
@@ -188,8 +189,13 @@ typedef struct pier_provider {
 
 /*
  * pier_spi_register - add a provider after the built-in ones.  The table
- * must stay valid for the life of the process.  PIER_EINVAL for a table
- * whose version is newer than this core, PIER_EALREADY for a known name.
+ * must stay valid for the life of the process.  Required slots:
+ * loop_init, loop_poll, loop_wake, open, close, submit and cancel; every
+ * other slot may be NULL, and the call that would use it then returns
+ * PIER_EOPNOTSUPP (loop_free NULL: nothing to release).  Returns 0,
+ * PIER_EINVAL for a version this core does not know or a required slot
+ * left NULL (the log hook names it), PIER_EALREADY for a known name,
+ * PIER_ENOMEM when the registry is full.
  */
 int pier_spi_register(const pier_provider *p);
 
