@@ -27,6 +27,7 @@ Suite *suite_post(void);
 Suite *suite_fairness(void);
 Suite *suite_buffers(void);
 Suite *suite_spi(void);
+Suite *suite_chaos(void);
 Suite *suite_protocol(void);
 Suite *suite_socket(void);
 Suite *suite_sockopt(void);
