@@ -68,7 +68,11 @@ static int next_request(lev_sock *ls, int *fd) {
   }
 }
 
-static int decide(lev_sock *ls, pier_op *op, int fd) {
+/* The condition's verdict on the request fd from caller (len bytes).
+   The caller owns fd and the address: the condition function may close
+   the listener, which frees ls->req. */
+static int decide(pier_op *op, int fd, const struct sockaddr_storage *caller,
+                  socklen_t len) {
   if (!op->pier__r.cond) return PIER_CF_ACCEPT;
   struct sockaddr_storage local;
   socklen_t llen = sizeof local;
@@ -76,8 +80,8 @@ static int decide(lev_sock *ls, pier_op *op, int fd) {
   getsockname(fd, (struct sockaddr *)&local, &llen);
   pier_accept_info info;
   memset(&info, 0, sizeof info);
-  info.caller = (const struct sockaddr *)&ls->req->addr;
-  info.caller_len = ls->req->len;
+  info.caller = (const struct sockaddr *)caller;
+  info.caller_len = len;
   info.local = (const struct sockaddr *)&local;
   info.local_len = llen;
   int cf = op->pier__r.cond(&info, op->pier__r.cond_ctx);
@@ -106,6 +110,32 @@ static int take(lev_sock *ls, pier_op *op, int fd) {
   return LEV_DONE;
 }
 
+static int still_pending(const pier_op *op) {
+  return __atomic_load_n(&op->pier__r.state, __ATOMIC_ACQUIRE) ==
+         PIER_OPS_PENDING;
+}
+
+/*
+ * After a condition function, which may have re-entered pier (doc/
+ * semantics.md, "Re-entry from a condition function"): LEV_WAIT to go on
+ * with its verdict, else what try_accept returns.  The listener closed:
+ * the request is reset; op, which the close completed, is not touched
+ * again (a blocking op, which no close completes, ends PIER_ECANCELED).
+ * op completed meanwhile (cancelled): the verdict is void and the request
+ * stays at the head for the next accept.
+ */
+static int after_condition(lev_sock *ls, pier_op *op, int fd) {
+  int pending = still_pending(op);
+  if (ls->fd < 0) {
+    reset_close(fd);
+    op->status = PIER_ECANCELED;
+    return pending ? LEV_DONE : LEV_GONE;
+  }
+  if (pending) return LEV_WAIT;
+  ls->req->fd = fd;
+  return LEV_GONE;
+}
+
 int pier__lev_try_accept(lev_sock *ls, pier_op *op) {
   for (;;) {
     int fd = -1;
@@ -115,9 +145,15 @@ int pier__lev_try_accept(lev_sock *ls, pier_op *op) {
       op->status = rc;
       return LEV_DONE;
     }
-    switch (decide(ls, op, fd)) {
+    /* The request is ours, not the listener's, while it is decided. */
+    struct sockaddr_storage caller = ls->req->addr;
+    socklen_t clen = ls->req->len;
+    ls->req->fd = -1;
+    int cf = decide(op, fd, &caller, clen);
+    if (op->pier__r.cond && (rc = after_condition(ls, op, fd)) != LEV_WAIT)
+      return rc;
+    switch (cf) {
     case PIER_CF_ACCEPT:
-      ls->req->fd = -1;
       return take(ls, op, fd);
     case PIER_CF_DEFER:
       ls->req->fd = fd;
@@ -125,7 +161,6 @@ int pier__lev_try_accept(lev_sock *ls, pier_op *op) {
       op->status = PIER_ETRYAGAIN;
       return LEV_DONE;
     default: /* PIER_CF_REJECT: refuse it and look at the next one */
-      ls->req->fd = -1;
       reset_close(fd);
       break;
     }

@@ -78,8 +78,9 @@ static inline void lev_arm(struct event *ev, unsigned *armed, unsigned bit,
   }
 }
 
-/* Result of one attempt at an operation. */
-enum { LEV_WAIT = 0, LEV_DONE = 1 };
+/* Result of one attempt at an operation.  LEV_GONE: a condition function
+   completed the op itself (cancel, close); leave it alone. */
+enum { LEV_WAIT = 0, LEV_DONE = 1, LEV_GONE = 2 };
 
 static inline lev_sock *lev_sock_of(pier_socket *s) {
   return (lev_sock *)pier_spi_socket_state(s);

@@ -200,7 +200,9 @@ static void run_queue(lev_sock *ls, pier_opq *q) {
   pier_op *op;
   while ((op = q->head) != NULL) {
     if (op->pier__r.type == PIER_OP_ACCEPT && ls->held) break;
-    if (attempt(ls, op) == LEV_WAIT) break;
+    int r = attempt(ls, op);
+    if (r == LEV_WAIT) break;
+    if (r == LEV_GONE) continue;
     pier_opq_remove(q, op);
     pier_spi_complete(op, op->status);
   }
