@@ -48,6 +48,7 @@ Suite *suite_msg(void);
 Suite *suite_msgbad(void);
 Suite *suite_tls(void);
 Suite *suite_reenter(void);
+Suite *suite_slowcallers(void);
 
 /*
  * The child process of the share suite: `pier-tests --child NAME ARGS...`
