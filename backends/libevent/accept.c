@@ -10,6 +10,12 @@
  *   DEFER   it is kept at the head (req->fd), the listener is held
  *           (no accept completes, the read event is disarmed) until the
  *           application calls pier_accept again, which presents it first.
+ * Out of descriptors (EMFILE, ENFILE), the callers waiting in the backlog
+ * are shed: the loop's reserve descriptor is let go, each caller is
+ * accepted and reset, the reserve is taken again.  The accept fails with
+ * PIER_EMFILE, and the next one waits for a new caller instead of failing
+ * at once on the same backlog (a level-triggered listener would otherwise
+ * spin).
  */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE /* accept4 */
@@ -27,6 +33,50 @@ static void reset_close(int fd) {
   l.l_linger = 0;
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   close(fd);
+}
+
+void pier__lev_reserve_take(lev_loop *ll) {
+  if (ll->reserve_fd < 0) ll->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+void pier__lev_reserve_drop(lev_loop *ll) {
+  if (ll->reserve_fd >= 0) close(ll->reserve_fd);
+  ll->reserve_fd = -1;
+}
+
+/* Reset every caller waiting on the listener, with the descriptor the
+   reserve gives back; returns how many. */
+static unsigned shed_waiting(lev_sock *ls) {
+  unsigned n = 0;
+  pier__lev_reserve_drop(ls->ll);
+  for (;;) {
+#ifdef SOCK_NONBLOCK
+    int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+#else
+    int fd = accept(ls->fd, NULL, NULL);
+#endif
+    if (fd >= 0) {
+      reset_close(fd);
+      n++;
+    } else if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO) {
+      break;
+    }
+  }
+  pier__lev_reserve_take(ls->ll);
+  return n;
+}
+
+/* accept(2) failed for lack of descriptors: shed, report, count. */
+static int out_of_descriptors(lev_sock *ls, int err) {
+  unsigned n = shed_waiting(ls);
+  ls->shed += n;
+  if (ls->ll->reserve_fd < 0)
+    pier_spi_log(PIER_LOG_ERROR, "listener %d: out of descriptors and no "
+                 "reserve left to shed with", ls->fd);
+  else
+    pier_spi_log(PIER_LOG_WARN, "listener %d: out of descriptors: shed %u "
+                 "waiting caller(s) (%lu so far)", ls->fd, n, ls->shed);
+  return pier_spi_os_error(err);
 }
 
 void pier__lev_drop_deferred(lev_sock *ls) {
@@ -64,6 +114,8 @@ static int next_request(lev_sock *ls, int *fd) {
     }
     if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return LEV_WAIT;
+    if (errno == EMFILE || errno == ENFILE)
+      return out_of_descriptors(ls, errno);
     return pier__lev_error(ls, errno);
   }
 }
