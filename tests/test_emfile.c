@@ -75,7 +75,7 @@ static void client_connected(pier_op *op, int status) {
     c->state = C_SHED;
     return;
   }
-  pier_buf b = { c->b, sizeof c->b };
+  pier_buf b = pier_buf_init(c->b, sizeof c->b);
   c->rop.data = c;
   if (pier_recv(c->s, &c->rop, &b, 1, 0, client_recvd) != 0) c->state = C_SHED;
 }
@@ -169,7 +169,7 @@ static void server_accepted(pier_op *op, int status) {
   } else if (status == 0) {
     conn *c = &sv->held[sv->nheld++];
     static char one[1] = { 'y' };
-    pier_buf b = { one, 1 };
+    pier_buf b = pier_buf_init(one, 1);
     c->s = op->accepted;
     pier_op_init(&c->sop);
     pier_send(c->s, &c->sop, &b, 1, 0, server_sent);

@@ -85,7 +85,7 @@ static int cond(pier_accept_info *info, void *ctx) {
     break;
   case A_OTHER_SOCKETS: {
     static const char one[1] = { 'x' };
-    pier_buf b = { (void *)one, 1 };
+    pier_buf b = pier_buf_init((void *)one, 1);
     T_OK(pier_send(x->pc, &x->psend.op, &b, 1, 0, counted_cb));
     T_OK(pier_close(x->ps, NULL));
     x->ps = NULL;
@@ -249,7 +249,7 @@ START_TEST(other_sockets) {
     rx x;
     setup(&x, k, A_OTHER_SOCKETS, PIER_CF_ACCEPT);
     t_pair(x.loop, "tcp4", &x.pc, &x.ps);
-    pier_buf b = { x.rbuf, sizeof x.rbuf };
+    pier_buf b = pier_buf_init(x.rbuf, sizeof x.rbuf);
     T_OK(pier_recv(x.ps, &x.precv.op, &b, 1, 0, counted_cb));
     T_OK(pier_accept(x.l, &x.a1.op, cond, &x, counted_cb));
     connect_client(&x, 0);
