@@ -176,10 +176,12 @@ static int cmp_u64(const void *a, const void *b) {
 }
 
 /* Resident memory of this process, bytes (0 where unknown, and under
-   AddressSanitizer, whose quarantine keeps every evicted handshake's
-   memory resident for a while). */
+   the sanitizers: AddressSanitizer's quarantine keeps every evicted
+   handshake's memory resident for a while, ThreadSanitizer's shadow
+   grows with it). */
 static size_t rss_bytes(void) {
-#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
   FILE *f = fopen("/proc/self/statm", "r");
   unsigned long pages = 0, res = 0;
   if (!f) return 0;
