@@ -305,7 +305,8 @@ START_TEST(good_callers_not_held_up) {
 }
 END_TEST
 
-/* The table size is an option of the listener, with bounds. */
+/* The table size is an option of a layered listener, with bounds; the
+   shed count is every listener's. */
 START_TEST(table_size_option) {
   pier_loop *loop = t_loop_new();
   struct sockaddr_storage addr;
@@ -320,6 +321,14 @@ START_TEST(table_size_option) {
   T_ERR(pier_setsockopt(l, PIER_SO_SHED_COUNT, 1), PIER_EINVAL);
   T_OK(pier_getsockopt(l, PIER_SO_SHED_COUNT, &v));
   ck_assert_int_eq(v, 0);
+  T_OK(pier_close(l, NULL));
+  /* A plain listener counts its shed callers too, and has no table. */
+  l = t_kind_listener(loop, T_KIND_TCP, &addr, &len, 16);
+  v = -1;
+  T_OK(pier_getsockopt(l, PIER_SO_SHED_COUNT, &v));
+  ck_assert_int_eq(v, 0);
+  T_ERR(pier_getsockopt(l, PIER_SO_HANDSHAKES_MAX, &v), PIER_ENOPROTOOPT);
+  T_ERR(pier_setsockopt(l, PIER_SO_HANDSHAKES_MAX, 8), PIER_ENOPROTOOPT);
   T_OK(pier_close(l, NULL));
   t_loop_free(loop);
 }

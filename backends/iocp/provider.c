@@ -302,6 +302,12 @@ static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
     *len = sizeof(int);
     return 0;
   }
+  if (level == PIER_SOL_PROVIDER && name == PIER_SO_SHED_COUNT &&
+      *len >= sizeof(int)) {
+    *(int *)val = 0; /* no socket to shed with: accept.c retries instead */
+    *len = sizeof(int);
+    return 0;
+  }
   if (level == PIER_SOL_PROVIDER) return PIER_ENOPROTOOPT;
   iocp_sock *is = iocp_sock_of(s);
   int l = (int)*len;
