@@ -56,7 +56,8 @@ static void make_pem(void) {
   EVP_PKEY *k = NULL;
   EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_id(EVP_PKEY_EC, NULL);
   ck_assert_int_eq(EVP_PKEY_keygen_init(c), 1);
-  ck_assert_int_eq(EVP_PKEY_CTX_set_ec_paramgen_curve_nid(c, NID_X9_62_prime256v1), 1);
+  ck_assert_int_eq(
+      EVP_PKEY_CTX_set_ec_paramgen_curve_nid(c, NID_X9_62_prime256v1), 1);
   ck_assert_int_eq(EVP_PKEY_keygen(c, &k), 1);
   EVP_PKEY_CTX_free(c);
   X509 *x = X509_new();

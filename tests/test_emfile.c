@@ -5,9 +5,10 @@
  * that re-posts its accept from the callback, whatever the status, is
  * called by 200 clients at once, on tcp4, msg4 and TLS listeners.  It
  * must shed the callers it cannot take (each sees a reset, none hangs),
- * count them in PIER_SO_SHED_COUNT, use at most 25% of a core while out
- * of descriptors, and serve every later caller at once when descriptors
- * come back.  Prints the CPU share it measured.
+ * report them through the log hook and count them in PIER_SO_SHED_COUNT,
+ * use at most 25% of a core while out of descriptors, and serve every
+ * later caller at once when descriptors come back.  Prints the CPU share
+ * it measured.
  *
  * The clients run in a child process (their descriptors must not count
  * against the server's limit); the server is the test's own process,
@@ -181,6 +182,15 @@ static void server_accepted(pier_op *op, int status) {
     pier_accept(sv->l, &sv->aop, NULL, NULL, server_accepted);
 }
 
+/* The log hook: counts the reports of callers shed (any thread). */
+static int shed_logs;
+
+static void count_shed_log(int level, const char *message, void *ctx) {
+  (void)ctx;
+  if (level <= PIER_LOG_WARN && strstr(message, "shed"))
+    __atomic_add_fetch(&shed_logs, 1, __ATOMIC_SEQ_CST);
+}
+
 static uint64_t cpu_us(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -214,6 +224,8 @@ START_TEST(shed_and_recover) {
   }
   server sv;
   memset(&sv, 0, sizeof sv);
+  shed_logs = 0;
+  pier_set_log(count_shed_log, NULL);
   sv.loop = t_loop_new();
   struct sockaddr_storage addr;
   size_t len;
@@ -288,12 +300,14 @@ START_TEST(shed_and_recover) {
   ck_assert_msg(pct <= CPU_MAX_PCT, "%d%% of a core out of descriptors", pct);
   ck_assert_int_eq(r.hung, 0);
   ck_assert_int_gt(shed, 0);
+  ck_assert_int_gt(__atomic_load_n(&shed_logs, __ATOMIC_SEQ_CST), 0);
   ck_assert_int_eq(r.later_served, LATER);
   ck_assert_int_lt(r.later_max_ms, 1000);
   T_OK(pier_timer_stop(&t));
   for (int i = 0; i < sv.nheld; i++) T_OK(pier_close(sv.held[i].s, NULL));
   T_OK(pier_close(sv.l, NULL));
   t_loop_free(sv.loop);
+  pier_set_log(NULL, NULL);
   close(down[1]);
   close(up[0]);
 }

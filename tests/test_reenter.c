@@ -133,7 +133,7 @@ static void teardown(rx *x) {
   if (x->a2.accepted) T_OK(pier_close(x->a2.accepted, NULL));
   if (x->pc) T_OK(pier_close(x->pc, NULL));
   if (x->ps) T_OK(pier_close(x->ps, NULL));
-  if (!x->lclosed && x->action != A_CLOSE_LISTENER) T_OK(pier_close(x->l, NULL));
+  if (x->action != A_CLOSE_LISTENER) T_OK(pier_close(x->l, NULL));
   t_loop_free(x->loop);
   cur = NULL;
 }

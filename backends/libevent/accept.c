@@ -36,7 +36,8 @@ static void reset_close(int fd) {
 }
 
 void pier__lev_reserve_take(lev_loop *ll) {
-  if (ll->reserve_fd < 0) ll->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (ll->reserve_fd < 0)
+    ll->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 void pier__lev_reserve_drop(lev_loop *ll) {
