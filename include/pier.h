@@ -421,10 +421,24 @@ enum pier_sockopt {
                            take (connect data, TLS), 1..3600000, default
                            PIER_HANDSHAKE_TIMEOUT_DEFAULT; accepted sockets
                            take the listener's */
-  PIER_SO_ACCEPT_FIRST  /* listener, set before pier_listen: milliseconds,
+  PIER_SO_ACCEPT_FIRST, /* listener, set before pier_listen: milliseconds,
                            0 (off, default)..3600000; see
                            pier_accept_first.  PIER_ENOPROTOOPT where the
                            provider has no such accept (libevent) */
+  PIER_SO_HANDSHAKES_MAX, /* listener of a layered protocol (msg, +cd,
+                           TLS): connections in their handshake at once,
+                           1..65536, default 64.  When the table is full
+                           and another caller waits, the oldest connection
+                           still in its handshake is closed (logged at
+                           INFO, counted in PIER_SO_SHED_COUNT), so a slow
+                           caller holds up nobody; each costs at most one
+                           handshake's buffers (doc/semantics.md) */
+  PIER_SO_SHED_COUNT    /* listener, read only: callers dropped unserved
+                           to keep the listener going - shed while the
+                           process was out of descriptors (each saw a
+                           reset) plus, on a layered listener, handshakes
+                           evicted from a full table; see
+                           doc/semantics.md, "Out of descriptors" */
 };
 
 /* Limits of pier's layered protocols (doc/protocol.md). */

@@ -74,7 +74,7 @@ static int map(const pier_socket *s, int opt, os_opt *o) {
     o->name = v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL;
     break;
   default:
-    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_ACCEPT_FIRST)
+    return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_SHED_COUNT)
                ? PIER_ENOPROTOOPT : PIER_EINVAL;
   }
   int tcp_only = o->level == IPPROTO_TCP;
@@ -135,7 +135,8 @@ static int get_linger(pier_socket *s, int *seconds) {
    (accept-first): PIER_ENOPROTOOPT from the others. */
 static int layer_opt(int opt) {
   return opt == PIER_SO_MAX_MESSAGE || opt == PIER_SO_HANDSHAKE_TIMEOUT ||
-         opt == PIER_SO_ACCEPT_FIRST;
+         opt == PIER_SO_ACCEPT_FIRST || opt == PIER_SO_HANDSHAKES_MAX ||
+         opt == PIER_SO_SHED_COUNT;
 }
 
 static int layer_opt_set(pier_socket *s, int opt, int value) {
@@ -145,6 +146,9 @@ static int layer_opt_set(pier_socket *s, int opt, int value) {
     return PIER_EINVAL;
   if (opt == PIER_SO_ACCEPT_FIRST && (value < 0 || value > 3600000))
     return PIER_EINVAL;
+  if (opt == PIER_SO_HANDSHAKES_MAX && (value < 1 || value > 65536))
+    return PIER_EINVAL;
+  if (opt == PIER_SO_SHED_COUNT) return PIER_EINVAL; /* read only */
   return pier__prov_setsockopt(s, PIER_SOL_PROVIDER, opt, &value,
                                sizeof value);
 }

@@ -51,6 +51,9 @@ Suite *suite_share(void);
 Suite *suite_msg(void);
 Suite *suite_msgbad(void);
 Suite *suite_tls(void);
+Suite *suite_reenter(void);
+Suite *suite_slowcallers(void);
+Suite *suite_emfile(void);
 
 /*
  * The child process of the share suite: `pier-tests --child NAME ARGS...`

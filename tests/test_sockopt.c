@@ -276,7 +276,7 @@ START_TEST(option_the_protocol_lacks_gives_enoprotoopt) {
 END_TEST
 
 START_TEST(unknown_option_number_gives_einval) {
-  static const int bad[] = {0, -1, PIER_SO_ACCEPT_FIRST + 1, 9999};
+  static const int bad[] = {0, -1, PIER_SO_SHED_COUNT + 1, 9999};
   fixture f;
   fx_open(&f, "tcp4");
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -24,8 +24,12 @@
  *     connects and stays silent would hold its slot for ever, so once a
  *     second the slots are asked for SO_CONNECT_TIME and a caller silent
  *     for longer than the layer's limit is closed and its slot posted
- *     again.  Such a listener does not set SO_CONDITIONAL_ACCEPT (the
- *     layer decides after reading the request).
+ *     again.  IOCP_PLAIN_SLOTS slots more take no first bytes and
+ *     complete at the connection (op->bytes 0), so however many callers
+ *     sit silent in the others, the listener goes on taking callers (the
+ *     layer above bounds its handshakes, doc/semantics.md).  Such a
+ *     listener does not set SO_CONDITIONAL_ACCEPT (the layer decides after
+ *     reading the request).
  * A shared copy of a listener (evented.c) always takes WSAAccept: its
  * AcceptEx calls would take connections even while the application is not
  * accepting, away from the other process.  And it must not WSAEventSelect:
@@ -41,6 +45,7 @@
 #define ADDR_SPACE ((DWORD)(sizeof(struct sockaddr_storage) + 16))
 #define RUN_LIMIT 64 /* requests handled per kick before yielding */
 #define SHARED_POLL_MS 10 /* a shared listener's accept poll */
+#define RETRY_MS 100 /* out of sockets: the next try */
 
 static void reset_close(SOCKET s) {
   struct linger l;
@@ -67,6 +72,42 @@ static void fail_one(iocp_sock *is, int err) {
   if (op) pier_spi_complete(op, pier_spi_os_error(err));
 }
 
+/*
+ * Out of sockets or buffers (WSAEMFILE, WSAENOBUFS): no accept can be
+ * made now, and trying again at once would spin.  The listener tries
+ * again RETRY_MS later, from the loop (the timer only posts a kick).
+ */
+static void CALLBACK retry_tick(PVOID ctx, BOOLEAN fired) {
+  iocp_sock *is = ctx;
+  (void)fired;
+  InterlockedExchange(&is->retry_fired, 1);
+  pier__iocp_post_kick(is);
+}
+
+static void retry_later(iocp_sock *is, int rc) {
+  if (is->retry_timer || is->closing) return;
+  pier_spi_log(PIER_LOG_WARN, "listener: no socket to accept with (%s): "
+               "trying again in %d ms", pier_strerror(rc), RETRY_MS);
+  InterlockedExchange(&is->retry_fired, 0);
+  if (!CreateTimerQueueTimer(&is->retry_timer, NULL, retry_tick, is, RETRY_MS,
+                             0, WT_EXECUTEONLYONCE))
+    is->retry_timer = NULL;
+}
+
+static void retry_cancel(iocp_sock *is) {
+  if (!is->retry_timer) return;
+  DeleteTimerQueueTimer(NULL, is->retry_timer, INVALID_HANDLE_VALUE); /* waits */
+  is->retry_timer = NULL;
+}
+
+/* 1 while a retry is waiting for its time. */
+static int retry_pending(iocp_sock *is) {
+  if (!is->retry_timer) return 0;
+  if (!InterlockedExchange(&is->retry_fired, 0)) return 1;
+  retry_cancel(is);
+  return 0;
+}
+
 int pier__iocp_listen(iocp_sock *is, int backlog) {
   BOOL on = TRUE;
   /* Decide before the handshake where the OS can (not Wine: detected). */
@@ -81,6 +122,24 @@ int pier__iocp_listen(iocp_sock *is, int backlog) {
 /* ------------------------------------------------------------------ */
 /* the condition trampoline                                            */
 /* ------------------------------------------------------------------ */
+
+static int still_pending(const pier_op *op) {
+  return __atomic_load_n(&op->pier__r.state, __ATOMIC_ACQUIRE) ==
+         PIER_OPS_PENDING;
+}
+
+/*
+ * The application's condition function, which may re-enter pier
+ * (doc/semantics.md, "Re-entry from a condition function"): while it
+ * runs, a close of the listener leaves the OS socket and the slots in
+ * place (in_cond); the caller finishes that close once it is safe.
+ */
+static int call_condition(iocp_sock *is, pier_op *op, pier_accept_info *info) {
+  is->in_cond++;
+  int cf = op->pier__r.cond(info, op->pier__r.cond_ctx);
+  is->in_cond--;
+  return cf;
+}
 
 int CALLBACK pier__iocp_condition(LPWSABUF caller_id, LPWSABUF caller_data,
                                   LPQOS sqos, LPQOS gqos, LPWSABUF callee_id,
@@ -118,9 +177,15 @@ int CALLBACK pier__iocp_condition(LPWSABUF caller_id, LPWSABUF caller_data,
     info.callee_data = callee_data->buf;
     info.callee_data_cap = callee_data->len;
   }
-  int cf = op->pier__r.cond(&info, op->pier__r.cond_ctx);
+  iocp_sock *is = iocp_sock_of(op->socket);
+  int cf = call_condition(is, op, &info);
   if (callee_data && info.callee_data_len <= info.callee_data_cap)
     callee_data->len = (ULONG)info.callee_data_len;
+  /* Re-entered pier: a listener that closed refuses the caller; an op that
+     completed meanwhile (cancelled) voids the verdict, and Winsock keeps
+     the request at the head for the next accept. */
+  if (is->closing) return CF_REJECT;
+  if (!still_pending(op)) return CF_DEFER;
   if (cf == PIER_CF_ACCEPT) return CF_ACCEPT;
   if (cf == PIER_CF_DEFER) return CF_DEFER;
   if (cf != PIER_CF_REJECT)
@@ -163,6 +228,7 @@ static int start_wsa(iocp_sock *is) {
 }
 
 static void run_wsa(iocp_sock *is) {
+  if (retry_pending(is)) return;
   for (int n = 0; n < RUN_LIMIT && !is->held && is->acceptq.head; n++) {
     pier_op *op = is->acceptq.head;
     struct sockaddr_storage a;
@@ -170,13 +236,22 @@ static void run_wsa(iocp_sock *is) {
     SOCKET ns = WSAAccept(is->sock, (struct sockaddr *)&a, &alen,
                           op->pier__r.cond ? pier__iocp_condition : NULL,
                           (DWORD_PTR)op);
+    int err = ns == INVALID_SOCKET ? WSAGetLastError() : 0;
+    if (is->closing) { /* the condition function closed the listener */
+      if (ns != INVALID_SOCKET) reset_close(ns);
+      pier__iocp_close_os(is);
+      return;
+    }
+    if (op->pier__r.cond && !still_pending(op)) { /* cancelled meanwhile */
+      if (ns != INVALID_SOCKET) reset_close(ns);
+      continue;
+    }
     if (ns != INVALID_SOCKET) {
       pier_opq_remove(&is->acceptq, op);
       WSAEventSelect(ns, NULL, 0); /* drop what it inherited */
       take(is, op, ns);
       continue;
     }
-    int err = WSAGetLastError();
     if (err == WSAEWOULDBLOCK) {
       if (is->evented) poll_later(is);
       return;
@@ -190,6 +265,10 @@ static void run_wsa(iocp_sock *is) {
     if (err == WSAECONNREFUSED || err == WSAECONNRESET || err == WSAECONNABORTED)
       continue; /* rejected, or the caller gave up: the next one */
     fail_one(is, err);
+    if (err == WSAEMFILE || err == WSAENOBUFS) {
+      retry_later(is, pier_spi_os_error(err));
+      return;
+    }
   }
   if (!is->held && is->acceptq.head) pier__iocp_post_kick(is); /* more later */
 }
@@ -207,11 +286,11 @@ static int post_slot(iocp_sock *is, iocp_slot *slot) {
   slot->listener = is;
   slot->state = IOCP_SLOT_POSTED;
   InterlockedIncrement(&is->inflight);
-  DWORD bytes = 0, want = is->first ? IOCP_FIRST_LEN : 0;
+  DWORD bytes = 0, want = slot->first ? IOCP_FIRST_LEN : 0;
   slot->killed = 0;
   slot->nfirst = 0;
   BOOL ok = is->il->acceptex(is->sock, slot->as,
-                             is->first ? slot->first : slot->addrbuf, want,
+                             slot->first ? slot->first : slot->addrbuf, want,
                              ADDR_SPACE, ADDR_SPACE, &bytes, &slot->h.ov);
   if (ok && !is->skip_on_success) return 0;
   int err = ok ? 0 : WSAGetLastError();
@@ -235,24 +314,34 @@ static void CALLBACK first_tick(PVOID ctx, BOOLEAN fired) {
 static int start_ex(iocp_sock *is) {
   int n = is->first && is->preposted < IOCP_FIRST_SLOTS ? IOCP_FIRST_SLOTS
                                                        : is->preposted;
+  int nfirst = is->first ? n : 0;
+  if (is->first) n += IOCP_PLAIN_SLOTS;
   is->slots = pier_spi_calloc((size_t)n, sizeof *is->slots);
   if (!is->slots) return PIER_ENOMEM;
   is->nslots = n;
   int posted = 0, rc = 0;
   for (int i = 0; i < is->nslots; i++) {
     is->slots[i].as = INVALID_SOCKET;
-    if (is->first &&
+    if (i < nfirst &&
         !(is->slots[i].first = pier_spi_malloc(IOCP_FIRST_LEN + 2 * ADDR_SPACE))) {
       rc = PIER_ENOMEM;
       continue;
     }
     if ((rc = post_slot(is, &is->slots[i])) == 0) posted++;
   }
-  if (posted && is->first &&
+  if (rc && !posted && rc != PIER_EMFILE && rc != PIER_ENOBUFS) {
+    for (int i = 0; i < is->nslots; i++) pier_spi_free(is->slots[i].first);
+    pier_spi_free(is->slots);
+    is->slots = NULL;
+    is->nslots = 0;
+    return rc;
+  }
+  if (rc) retry_later(is, rc); /* out of sockets: the accept waits */
+  if (is->first &&
       !CreateTimerQueueTimer(&is->first_timer, NULL, first_tick, is, 1000, 1000,
                              WT_EXECUTEDEFAULT))
     is->first_timer = NULL; /* silent callers then wait for the next caller */
-  return posted ? 0 : rc;
+  return 0;
 }
 
 /* Accept-first: close the slots whose caller has been connected and
@@ -288,15 +377,15 @@ void pier__iocp_slot_done(iocp_slot *slot, int err, DWORD bytes) {
         err != ERROR_NETNAME_DELETED && err != WSAECONNABORTED)
       fail_one(is, err);
     int rc = post_slot(is, slot);
-    if (rc) pier_spi_log(PIER_LOG_WARN, "AcceptEx: %s", pier_strerror(rc));
+    if (rc) retry_later(is, rc);
     return;
   }
   setsockopt(slot->as, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT,
              (const char *)&is->sock, sizeof is->sock);
   struct sockaddr *local = NULL, *remote = NULL;
   int llen = 0, rlen = 0;
-  is->il->getaddrs(is->first ? slot->first : slot->addrbuf,
-                   is->first ? IOCP_FIRST_LEN : 0, ADDR_SPACE, ADDR_SPACE,
+  is->il->getaddrs(slot->first ? slot->first : slot->addrbuf,
+                   slot->first ? IOCP_FIRST_LEN : 0, ADDR_SPACE, ADDR_SPACE,
                    &local, &llen, &remote, &rlen);
   memset(&slot->local, 0, sizeof slot->local);
   memset(&slot->remote, 0, sizeof slot->remote);
@@ -319,7 +408,7 @@ static iocp_slot *ready_pop(iocp_sock *is) {
   return slot;
 }
 
-static int decide(pier_op *op, iocp_slot *slot) {
+static int decide(iocp_sock *is, pier_op *op, iocp_slot *slot) {
   if (!op->pier__r.cond) return PIER_CF_ACCEPT;
   pier_accept_info info;
   memset(&info, 0, sizeof info);
@@ -327,7 +416,7 @@ static int decide(pier_op *op, iocp_slot *slot) {
   info.caller_len = (size_t)slot->remote_len;
   info.local = (const struct sockaddr *)&slot->local;
   info.local_len = (size_t)slot->local_len;
-  int cf = op->pier__r.cond(&info, op->pier__r.cond_ctx);
+  int cf = call_condition(is, op, &info);
   return cf == PIER_CF_ACCEPT || cf == PIER_CF_DEFER ? cf : PIER_CF_REJECT;
 }
 
@@ -335,7 +424,13 @@ static void run_ex(iocp_sock *is) {
   while (!is->held && is->acceptq.head && is->ready_head) {
     pier_op *op = is->acceptq.head;
     iocp_slot *slot = is->ready_head;
-    int cf = decide(op, slot);
+    int cf = decide(is, op, slot);
+    if (is->closing) { /* the condition closed the listener, slots too */
+      pier__iocp_close_os(is);
+      return;
+    }
+    if (op->pier__r.cond && !still_pending(op))
+      continue; /* cancelled meanwhile: the slot waits at the head */
     if (cf == PIER_CF_DEFER) {
       is->held = 1;
       pier_opq_remove(&is->acceptq, op);
@@ -348,7 +443,7 @@ static void run_ex(iocp_sock *is) {
     slot->state = IOCP_SLOT_IDLE;
     if (cf == PIER_CF_ACCEPT) {
       pier_opq_remove(&is->acceptq, op);
-      if (is->first && op->pier__r.nbufs) { /* the first bytes come along */
+      if (slot->first && op->pier__r.nbufs) { /* the first bytes come along */
         size_t n = slot->nfirst;
         if (n > op->pier__r.bufs[0].len) n = op->pier__r.bufs[0].len;
         memcpy(op->pier__r.bufs[0].base, slot->first, n);
@@ -359,7 +454,18 @@ static void run_ex(iocp_sock *is) {
       reset_close(as);
     }
     int rc = post_slot(is, slot);
-    if (rc) pier_spi_log(PIER_LOG_WARN, "AcceptEx: %s", pier_strerror(rc));
+    if (rc) retry_later(is, rc);
+  }
+}
+
+/* Post again the slots a failure left idle (their retry is due). */
+static void repost_idle(iocp_sock *is) {
+  if (retry_pending(is)) return;
+  for (int i = 0; i < is->nslots && !is->retry_timer; i++) {
+    iocp_slot *slot = &is->slots[i];
+    if (slot->state != IOCP_SLOT_IDLE) continue;
+    int rc = post_slot(is, slot);
+    if (rc) retry_later(is, rc);
   }
 }
 
@@ -372,6 +478,7 @@ void pier__iocp_run_accepts(iocp_sock *is) {
     run_wsa(is);
   } else if (is->accept_mode == IOCP_ACCEPT_EX) {
     if (is->first) drop_silent(is);
+    repost_idle(is);
     run_ex(is);
   }
 }
@@ -399,6 +506,7 @@ int pier__iocp_accept_submit(iocp_sock *is, pier_op *op) {
 }
 
 void pier__iocp_accept_close(iocp_sock *is) {
+  retry_cancel(is);
   if (is->first_timer) { /* waits for a tick in progress */
     DeleteTimerQueueTimer(NULL, is->first_timer, INVALID_HANDLE_VALUE);
     is->first_timer = NULL;

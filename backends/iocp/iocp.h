@@ -64,16 +64,21 @@ typedef struct iocp_slot {
   struct sockaddr_storage local, remote;
   int local_len, remote_len;
   char addrbuf[2 * (sizeof(struct sockaddr_storage) + 16)];
-  char *first;             /* accept-first: IOCP_FIRST_LEN + addresses */
+  char *first;             /* accept-first: IOCP_FIRST_LEN + addresses;
+                              NULL: a plain slot */
   DWORD nfirst;            /* the caller's first bytes received */
   int killed;              /* closed for silence: post again quietly */
 } iocp_slot;
 
 /* Accept-first listeners (PIER_SO_ACCEPT_FIRST): the first bytes an
    AcceptEx waits for, and the slots such a listener keeps posted, each
-   able to hold a silent caller until the silence limit. */
+   able to hold a silent caller until the silence limit.  IOCP_PLAIN_SLOTS
+   more take no first bytes: they complete at the connection, so callers
+   that hold every first-bytes slot silent never stop the listener (the
+   layer above bounds its handshakes itself). */
 #define IOCP_FIRST_LEN 1024
 #define IOCP_FIRST_SLOTS 64
+#define IOCP_PLAIN_SLOTS 16
 
 enum { IOCP_SLOT_IDLE = 0, IOCP_SLOT_POSTED, IOCP_SLOT_READY };
 enum { IOCP_ACCEPT_NONE = 0, IOCP_ACCEPT_EX, IOCP_ACCEPT_WSA };
@@ -123,9 +128,13 @@ struct iocp_sock {
   iocp_slot *ready_head, *ready_tail;
   pier_opq acceptq;        /* accept ops waiting for a request */
   int held;                /* deferred: wait for the next pier_accept */
+  int in_cond;             /* inside a condition function: a close leaves
+                              the OS socket (and slots) until it returns */
   int first_ms;            /* PIER_SO_ACCEPT_FIRST, or 0 */
   int first;               /* slots take first bytes (accept-first mode) */
   HANDLE first_timer;      /* looks for silent callers each second */
+  HANDLE retry_timer;      /* out of sockets: the next try (accept.c) */
+  LONG retry_fired;        /* retry_timer has fired (set by its thread) */
   HANDLE accept_event, accept_wait;
   LONG kick_posted;
   iocp_waiter *waiters;    /* blocking calls in progress (block_lock) */
@@ -152,6 +161,8 @@ static inline pier_op *iocp_op_of(iocp_ovl *h) {
 /* provider.c */
 int pier__iocp_associate(iocp_sock *is);
 void pier__iocp_maybe_closed(iocp_sock *is);
+/* The OS side of a close: done once no condition function runs. */
+void pier__iocp_close_os(iocp_sock *is);
 int pier__iocp_error(iocp_sock *is, int err);
 void pier__iocp_post_kick(iocp_sock *is);
 

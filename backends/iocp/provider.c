@@ -213,7 +213,8 @@ static int iocp_open(pier_socket *s, const pier_protocol_info *proto,
 }
 
 void pier__iocp_maybe_closed(iocp_sock *is) {
-  if (is->closing == 1 && InterlockedCompareExchange(&is->inflight, 0, 0) == 0) {
+  if (is->closing == 1 && !is->in_cond &&
+      InterlockedCompareExchange(&is->inflight, 0, 0) == 0) {
     is->closing = 2;
     for (int i = 0; is->slots && i < is->nslots; i++)
       pier_spi_free(is->slots[i].first);
@@ -224,12 +225,8 @@ void pier__iocp_maybe_closed(iocp_sock *is) {
   }
 }
 
-static void iocp_close(pier_socket *s) {
-  iocp_sock *is = iocp_sock_of(s);
-  is->closing = 1;
-  pier__iocp_events_close(is);
-  pier__iocp_accept_close(is);
-  pier__iocp_cancel_unissued(is);
+void pier__iocp_close_os(iocp_sock *is) {
+  if (is->in_cond || is->sock == INVALID_SOCKET) return;
   /* Every overlapped call is aborted; each still comes back through the
      port (ERROR_OPERATION_ABORTED) and is delivered as PIER_ECANCELED
      before the socket's memory is released. */
@@ -241,6 +238,15 @@ static void iocp_close(pier_socket *s) {
   }
   is->sock = INVALID_SOCKET;
   pier__iocp_maybe_closed(is);
+}
+
+static void iocp_close(pier_socket *s) {
+  iocp_sock *is = iocp_sock_of(s);
+  is->closing = 1;
+  pier__iocp_events_close(is);
+  pier__iocp_accept_close(is);
+  pier__iocp_cancel_unissued(is);
+  pier__iocp_close_os(is);
 }
 
 /* ------------------------------------------------------------------ */
@@ -293,6 +299,12 @@ static int iocp_getsockopt(pier_socket *s, int level, int name, void *val,
   if (level == PIER_SOL_PROVIDER && name == PIER_SO_ACCEPT_FIRST &&
       *len >= sizeof(int)) {
     *(int *)val = iocp_sock_of(s)->first_ms;
+    *len = sizeof(int);
+    return 0;
+  }
+  if (level == PIER_SOL_PROVIDER && name == PIER_SO_SHED_COUNT &&
+      *len >= sizeof(int)) {
+    *(int *)val = 0; /* no socket to shed with: accept.c retries instead */
     *len = sizeof(int);
     return 0;
   }

@@ -10,6 +10,12 @@
  *   DEFER   it is kept at the head (req->fd), the listener is held
  *           (no accept completes, the read event is disarmed) until the
  *           application calls pier_accept again, which presents it first.
+ * Out of descriptors (EMFILE, ENFILE), the callers waiting in the backlog
+ * are shed: the loop's reserve descriptor is let go, each caller is
+ * accepted and reset, the reserve is taken again.  The accept fails with
+ * PIER_EMFILE, and the next one waits for a new caller instead of failing
+ * at once on the same backlog (a level-triggered listener would otherwise
+ * spin).
  */
 #ifndef _GNU_SOURCE
 #  define _GNU_SOURCE /* accept4 */
@@ -27,6 +33,51 @@ static void reset_close(int fd) {
   l.l_linger = 0;
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   close(fd);
+}
+
+void pier__lev_reserve_take(lev_loop *ll) {
+  if (ll->reserve_fd < 0)
+    ll->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+void pier__lev_reserve_drop(lev_loop *ll) {
+  if (ll->reserve_fd >= 0) close(ll->reserve_fd);
+  ll->reserve_fd = -1;
+}
+
+/* Reset every caller waiting on the listener, with the descriptor the
+   reserve gives back; returns how many. */
+static unsigned shed_waiting(lev_sock *ls) {
+  unsigned n = 0;
+  pier__lev_reserve_drop(ls->ll);
+  for (;;) {
+#ifdef SOCK_NONBLOCK
+    int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+#else
+    int fd = accept(ls->fd, NULL, NULL);
+#endif
+    if (fd >= 0) {
+      reset_close(fd);
+      n++;
+    } else if (errno != EINTR && errno != ECONNABORTED && errno != EPROTO) {
+      break;
+    }
+  }
+  pier__lev_reserve_take(ls->ll);
+  return n;
+}
+
+/* accept(2) failed for lack of descriptors: shed, report, count. */
+static int out_of_descriptors(lev_sock *ls, int err) {
+  unsigned n = shed_waiting(ls);
+  ls->shed += n;
+  if (ls->ll->reserve_fd < 0)
+    pier_spi_log(PIER_LOG_ERROR, "listener %d: out of descriptors and no "
+                 "reserve left to shed with", ls->fd);
+  else
+    pier_spi_log(PIER_LOG_WARN, "listener %d: out of descriptors: shed %u "
+                 "waiting caller(s) (%lu so far)", ls->fd, n, ls->shed);
+  return pier_spi_os_error(err);
 }
 
 void pier__lev_drop_deferred(lev_sock *ls) {
@@ -64,11 +115,17 @@ static int next_request(lev_sock *ls, int *fd) {
     }
     if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return LEV_WAIT;
+    if (errno == EMFILE || errno == ENFILE)
+      return out_of_descriptors(ls, errno);
     return pier__lev_error(ls, errno);
   }
 }
 
-static int decide(lev_sock *ls, pier_op *op, int fd) {
+/* The condition's verdict on the request fd from caller (len bytes).
+   The caller owns fd and the address: the condition function may close
+   the listener, which frees ls->req. */
+static int decide(pier_op *op, int fd, const struct sockaddr_storage *caller,
+                  socklen_t len) {
   if (!op->pier__r.cond) return PIER_CF_ACCEPT;
   struct sockaddr_storage local;
   socklen_t llen = sizeof local;
@@ -76,8 +133,8 @@ static int decide(lev_sock *ls, pier_op *op, int fd) {
   getsockname(fd, (struct sockaddr *)&local, &llen);
   pier_accept_info info;
   memset(&info, 0, sizeof info);
-  info.caller = (const struct sockaddr *)&ls->req->addr;
-  info.caller_len = ls->req->len;
+  info.caller = (const struct sockaddr *)caller;
+  info.caller_len = len;
   info.local = (const struct sockaddr *)&local;
   info.local_len = llen;
   int cf = op->pier__r.cond(&info, op->pier__r.cond_ctx);
@@ -106,6 +163,32 @@ static int take(lev_sock *ls, pier_op *op, int fd) {
   return LEV_DONE;
 }
 
+static int still_pending(const pier_op *op) {
+  return __atomic_load_n(&op->pier__r.state, __ATOMIC_ACQUIRE) ==
+         PIER_OPS_PENDING;
+}
+
+/*
+ * After a condition function, which may have re-entered pier (doc/
+ * semantics.md, "Re-entry from a condition function"): LEV_WAIT to go on
+ * with its verdict, else what try_accept returns.  The listener closed:
+ * the request is reset; op, which the close completed, is not touched
+ * again (a blocking op, which no close completes, ends PIER_ECANCELED).
+ * op completed meanwhile (cancelled): the verdict is void and the request
+ * stays at the head for the next accept.
+ */
+static int after_condition(lev_sock *ls, pier_op *op, int fd) {
+  int pending = still_pending(op);
+  if (ls->fd < 0) {
+    reset_close(fd);
+    op->status = PIER_ECANCELED;
+    return pending ? LEV_DONE : LEV_GONE;
+  }
+  if (pending) return LEV_WAIT;
+  ls->req->fd = fd;
+  return LEV_GONE;
+}
+
 int pier__lev_try_accept(lev_sock *ls, pier_op *op) {
   for (;;) {
     int fd = -1;
@@ -115,9 +198,15 @@ int pier__lev_try_accept(lev_sock *ls, pier_op *op) {
       op->status = rc;
       return LEV_DONE;
     }
-    switch (decide(ls, op, fd)) {
+    /* The request is ours, not the listener's, while it is decided. */
+    struct sockaddr_storage caller = ls->req->addr;
+    socklen_t clen = ls->req->len;
+    ls->req->fd = -1;
+    int cf = decide(op, fd, &caller, clen);
+    if (op->pier__r.cond && (rc = after_condition(ls, op, fd)) != LEV_WAIT)
+      return rc;
+    switch (cf) {
     case PIER_CF_ACCEPT:
-      ls->req->fd = -1;
       return take(ls, op, fd);
     case PIER_CF_DEFER:
       ls->req->fd = fd;
@@ -125,7 +214,6 @@ int pier__lev_try_accept(lev_sock *ls, pier_op *op) {
       op->status = PIER_ETRYAGAIN;
       return LEV_DONE;
     default: /* PIER_CF_REJECT: refuse it and look at the next one */
-      ls->req->fd = -1;
       reset_close(fd);
       break;
     }

@@ -33,6 +33,7 @@ typedef struct lev_loop {
   int wake_rfd, wake_wfd;    /* eventfd (same fd twice) or a pipe */
   int wake_pending;          /* atomic: a wake byte is in flight */
   pthread_mutex_t block_lock; /* guards every socket's waiter list */
+  int reserve_fd;            /* held back for shedding (accept.c), or -1 */
 } lev_loop;
 
 /* A listener's request between accept(2) and the condition's verdict;
@@ -60,6 +61,7 @@ typedef struct lev_sock {
   /* conditional accept: a deferred request held at the head */
   int held;                  /* deferred; wait for the next pier_accept */
   lev_request *req;          /* listeners only */
+  unsigned long shed;        /* callers shed out of descriptors */
   lev_waiter *waiters;       /* blocking calls in progress (block_lock) */
   lev_netev *ne;             /* network event watchers, or NULL */
   int listening, dgram;
@@ -78,8 +80,9 @@ static inline void lev_arm(struct event *ev, unsigned *armed, unsigned bit,
   }
 }
 
-/* Result of one attempt at an operation. */
-enum { LEV_WAIT = 0, LEV_DONE = 1 };
+/* Result of one attempt at an operation.  LEV_GONE: a condition function
+   completed the op itself (cancel, close); leave it alone. */
+enum { LEV_WAIT = 0, LEV_DONE = 1, LEV_GONE = 2 };
 
 static inline lev_sock *lev_sock_of(pier_socket *s) {
   return (lev_sock *)pier_spi_socket_state(s);
@@ -96,6 +99,9 @@ int pier__lev_error(lev_sock *ls, int err);
 /* accept.c */
 int pier__lev_try_accept(lev_sock *ls, pier_op *op);
 void pier__lev_drop_deferred(lev_sock *ls);
+/* The loop's reserve descriptor: taken at loop init and after each shed. */
+void pier__lev_reserve_take(lev_loop *ll);
+void pier__lev_reserve_drop(lev_loop *ll);
 
 /* events.c */
 int pier__lev_select_events(pier_socket *s, unsigned selected,

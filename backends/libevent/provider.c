@@ -91,6 +91,8 @@ static int lev_loop_init(pier_loop *loop) {
                on_wake, ll);
   event_add(&ll->wake_ev, NULL);
   evtimer_assign(&ll->timeout_ev, ll->base, on_timeout, ll);
+  ll->reserve_fd = -1;
+  pier__lev_reserve_take(ll);
   return 0;
 }
 
@@ -100,6 +102,7 @@ static void lev_loop_free(pier_loop *loop) {
   event_del(&ll->timeout_ev);
   event_base_free(ll->base);
   wake_close(ll);
+  pier__lev_reserve_drop(ll);
   pthread_mutex_destroy(&ll->block_lock);
 }
 
@@ -200,7 +203,9 @@ static void run_queue(lev_sock *ls, pier_opq *q) {
   pier_op *op;
   while ((op = q->head) != NULL) {
     if (op->pier__r.type == PIER_OP_ACCEPT && ls->held) break;
-    if (attempt(ls, op) == LEV_WAIT) break;
+    int r = attempt(ls, op);
+    if (r == LEV_WAIT) break;
+    if (r == LEV_GONE) continue;
     pier_opq_remove(q, op);
     pier_spi_complete(op, op->status);
   }
@@ -406,6 +411,13 @@ static int lev_getsockopt(pier_socket *s, int level, int name, void *val,
   if (level == PIER_SOL_PROVIDER && name == PIER_SPI_OPT_INLINE_SUCCESS &&
       *len >= sizeof(int)) {
     *(int *)val = 0; /* readiness: nothing is queued to skip */
+    *len = sizeof(int);
+    return 0;
+  }
+  if (level == PIER_SOL_PROVIDER && name == PIER_SO_SHED_COUNT &&
+      *len >= sizeof(int)) {
+    unsigned long n = lev_sock_of(s)->shed;
+    *(int *)val = n > 0x7FFFFFFFul ? 0x7FFFFFFF : (int)n;
     *len = sizeof(int);
     return 0;
   }

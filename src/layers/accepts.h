@@ -20,9 +20,13 @@
 #include "pier.h"
 #include "pier/spi.h"
 
-/* Connections being prepared at once per listener (the OS backlog holds
-   the rest until one is presented or dropped). */
+/* Connections being prepared at once per listener, by default
+   (PIER_SO_HANDSHAKES_MAX).  When the table is full, a new caller evicts
+   the oldest connection still in its handshake; once every one in it is
+   ready (the application is not accepting), the OS backlog holds the
+   rest. */
 #define LACC_MAX_PENDING 64
+#define LACC_MAX_PENDING_LIMIT 65536
 /* First bytes an accept takes with it where the base provider can. */
 #define LACC_FIRST 1024
 
@@ -32,6 +36,7 @@ typedef struct lacc_listener lacc_listener;
 typedef struct lacc_conn {
   lacc_listener *l;          /* NULL once detached (presented or dropped) */
   struct lacc_conn *next, *prev, *next_ready;
+  int ready;                 /* on the ready list */
   pier_socket *s;            /* the layer's socket */
 } lacc_conn;
 
@@ -65,9 +70,12 @@ struct lacc_listener {
   uint8_t *abuf;             /* its first bytes (first) */
   int aop_busy, aop_failed;
   pier_opq acceptq;          /* the application's accepts */
-  lacc_conn *pending;        /* every connection not presented yet */
+  lacc_conn *pending, *pending_tail; /* every connection not presented
+                                        yet, oldest first */
   lacc_conn *ready, *ready_tail; /* those ready, in the order they became so */
-  size_t npending;
+  size_t npending, nready;
+  size_t max_pending;        /* PIER_SO_HANDSHAKES_MAX; 0: LACC_MAX_PENDING */
+  unsigned long evicted;     /* handshakes evicted from a full table */
   int deferred;              /* head deferred: wait for a new accept */
   int presenting;            /* inside a condition function */
 };
@@ -87,5 +95,10 @@ void pier__lacc_free(lacc_listener *l);
 void pier__lacc_ready(lacc_conn *c);
 /* c leaves its listener's lists (no-op once detached). */
 void pier__lacc_detach(lacc_conn *c);
+/* The listener options kept here (PIER_SO_HANDSHAKES_MAX, and
+   PIER_SO_SHED_COUNT, which adds the lower listener's); PIER_ENOPROTOOPT
+   for any other name. */
+int pier__lacc_getopt(lacc_listener *l, int name, int *value);
+int pier__lacc_setopt(lacc_listener *l, int name, int value);
 
 #endif

@@ -252,6 +252,30 @@ static void refuse(msg_sock *m, unsigned type) {
     pier_close(m->s, NULL);
 }
 
+/* Room m->cdata has once n bytes have come: it grows with what the caller
+   sends (doubling from CDATA_FIRST), not with what it announces, so a
+   caller that announces much and sends little costs little
+   (doc/semantics.md, "Handshake bounds"). */
+#define CDATA_FIRST 4096
+static size_t cdata_cap(const msg_sock *m, size_t n) {
+  if (n == 0) return 0;
+  size_t cap = CDATA_FIRST;
+  while (cap < n) cap *= 2;
+  return cap < m->req.data_len ? cap : m->req.data_len;
+}
+
+/* Make room in m->cdata for need bytes; 0 or PIER_ENOMEM. */
+static int cdata_room(msg_sock *m, size_t need) {
+  size_t have = m->cdata ? cdata_cap(m, m->cgot) : 0;
+  if (need <= have) return 0;
+  uint8_t *b = pier_spi_malloc(cdata_cap(m, need));
+  if (!b) return PIER_ENOMEM;
+  if (m->cgot) memcpy(b, m->cdata, m->cgot);
+  pier_spi_free(m->cdata);
+  m->cdata = b;
+  return 0;
+}
+
 static void hello_input(msg_sock *m) {
   const uint8_t *p = m->rbuf + m->rstart;
   size_t avail = m->rend - m->rstart;
@@ -272,13 +296,13 @@ static void hello_input(msg_sock *m) {
       refuse(m, WIRE_UNSUPPORTED);
       return;
     }
-    if (m->req.data_len && !(m->cdata = pier_spi_malloc(m->req.data_len))) {
-      server_drop(m, PIER_ENOMEM);
-      return;
-    }
   }
   size_t want = m->req.data_len - m->cgot;
   size_t take = avail < want ? avail : want;
+  if (take && cdata_room(m, m->cgot + take) != 0) {
+    server_drop(m, PIER_ENOMEM);
+    return;
+  }
   if (take) memcpy(m->cdata + m->cgot, p, take);
   m->cgot += take;
   m->rstart += take;

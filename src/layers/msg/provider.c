@@ -116,6 +116,11 @@ static int msg_getsockopt(pier_socket *s, int level, int name, void *val,
     return pier_getsockopt_raw(m->lower, level, name, val, len);
   if (name == PIER_SPI_OPT_DISCONNECT_DATA) return get_disconnect(m, val, len);
   if (*len < sizeof(int)) return PIER_EINVAL;
+  int rc = pier__lacc_getopt(&m->lst, name, val);
+  if (rc != PIER_ENOPROTOOPT) {
+    if (rc == 0) *len = sizeof(int);
+    return rc;
+  }
   if (name == PIER_SO_MAX_MESSAGE && m->framed) *(int *)val = m->max_message;
   else if (name == PIER_SO_HANDSHAKE_TIMEOUT) *(int *)val = m->timeout_ms;
   else if (name == PIER_SPI_OPT_INLINE_SUCCESS) *(int *)val = 0;
@@ -131,6 +136,8 @@ static int msg_setsockopt(pier_socket *s, int level, int name, const void *val,
     return pier_setsockopt_raw(m->lower, level, name, val, len);
   if (len != sizeof(int)) return PIER_EINVAL;
   int v = *(const int *)val;
+  int rc = pier__lacc_setopt(&m->lst, name, v);
+  if (rc != PIER_ENOPROTOOPT) return rc;
   if (name == PIER_SO_MAX_MESSAGE && m->framed) {
     m->max_message = v;
     m->rd.max = (uint64_t)v;

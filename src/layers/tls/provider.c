@@ -139,6 +139,11 @@ static int tls_getsockopt(pier_socket *s, int level, int name, void *val,
     return pier_getsockopt_raw(t->lower, level, name, val, len);
   if (name == PIER_SPI_OPT_DISCONNECT_DATA) return PIER_ENOPROTOOPT;
   if (*len < sizeof(int)) return PIER_EINVAL;
+  int rc = pier__lacc_getopt(&t->lst, name, val);
+  if (rc != PIER_ENOPROTOOPT) {
+    if (rc == 0) *len = sizeof(int);
+    return rc;
+  }
   if (name == PIER_SO_HANDSHAKE_TIMEOUT) *(int *)val = t->timeout_ms;
   else if (name == PIER_SPI_OPT_INLINE_SUCCESS) *(int *)val = 0;
   else return PIER_ENOPROTOOPT;
@@ -153,6 +158,8 @@ static int tls_setsockopt(pier_socket *s, int level, int name, const void *val,
     return pier_setsockopt_raw(t->lower, level, name, val, len);
   if (len != sizeof(int)) return PIER_EINVAL;
   int v = *(const int *)val;
+  int rc = pier__lacc_setopt(&t->lst, name, v);
+  if (rc != PIER_ENOPROTOOPT) return rc;
   if (name == PIER_SO_HANDSHAKE_TIMEOUT) {
     t->timeout_ms = v;
     return pier__tls_timer_restart(t);
