@@ -127,7 +127,7 @@ static lock_t totals_lock;
 static struct {
   unsigned long long bytes, messages;
   int open;      /* connections connected and not yet ended */
-  int connected; /* connections that connected */
+  int connected; /* connections that connected (and were not refused) */
   int refused;   /* connections the server refused (not errors) */
   int done;      /* connections ended */
   int errors;    /* failures of any kind, mismatches included */
@@ -359,6 +359,7 @@ static void conn_end(struct conn *c, int status, const char *what) {
   lock(&totals_lock);
   if (refusal) totals.refused++;
   else if (status != 0) totals.errors++;
+  if (refusal && c->connected) totals.connected--; /* reset at once */
   if (rc != 0) totals.errors++;
   if (c->connected) totals.open--;
   int last = ++totals.done == nconns;
