@@ -62,7 +62,8 @@
  *   ...
  *   accept: network events: 4 accepted, 1 rejected, 1 deferred; 4 echoes, 1 refused: ok
  *   accept: selftest ok
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/accept) or against an installed pier:
  *   cc accept.c $(pkg-config --cflags --libs pier) -lpthread -o accept

@@ -82,7 +82,8 @@
  *   client mallory: rejected: connection request rejected by the listener
  *   ...
  *   connect-data: 3 accepted, 1 rejected, 1 deferred; 9 echoes, 3 in parts, disconnect data both ways: ok
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/connect-data) or against an installed
  * pier:

@@ -27,6 +27,7 @@
  *   eventselect --selftest   the server and NCLIENTS event-driven clients on
  *                            one loop; each sends a message, checks the echo,
  *                            shuts down and waits for the server's CLOSE
+ *   eventselect --help       the options, their ranges and defaults
  *   PIER_BACKEND=name picks the provider.
  *
  * Expected output of --selftest (ports and order vary):
@@ -38,7 +39,8 @@
  *   client 1: CLOSE (orderly)
  *   ...
  *   eventselect: selftest ok (3 clients)
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/eventselect) or against an installed pier:
  *   cc eventselect.c $(pkg-config --cflags --libs pier) -o eventselect

@@ -42,6 +42,7 @@
  *                        down its side and checks the worker's echo byte for
  *                        byte; then the server closes the channel and waits
  *                        for the worker to exit 0.  Bounded by DEADLINE_MS.
+ *   handoff --help       the options, their ranges and defaults
  *   PIER_BACKEND=name picks the provider (both processes use it).
  *
  * Expected output of --selftest (ports and ids vary; the two processes'
@@ -57,7 +58,8 @@
  *   handoff worker: the server closed the channel, 3 connections served
  *   handoff: worker exited with status 0
  *   handoff: selftest ok
- * and exit status 0 (1 on any failure, with pier_strerror's text).
+ * and exit status 0 (1 on any failure, with pier_strerror's text; 2 for a
+ * bad command line, with a message naming the argument).
  * On Windows the worker writes to the server's standard output and error.
  *
  * Build in the tree (make examples/handoff) or against an installed pier:

@@ -47,7 +47,8 @@
  *   iocpserverex: 8 accepts pre-posted, first data with the accept: on
  *   iocpserverex: 16 connections (16 with their first data), 16 closed, 3920244 bytes echoed
  *   iocpserverex: selftest ok (16 clients verified)
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/iocpserverex) or against an installed
  * pier:

@@ -23,6 +23,7 @@
  *   overlap --selftest   the server and NCLIENTS clients on one loop: each
  *                        client streams STREAM_BYTES bytes of a pattern and
  *                        checks that the echo is the same stream, in order
+ *   overlap --help       the options, their ranges and defaults
  *   PIER_BACKEND=name picks the provider.
  *
  * Expected output of --selftest:
@@ -33,7 +34,8 @@
  *   overlap: connection 1 done: 262144 bytes in 93 receives
  *   ...
  *   overlap: selftest ok
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/overlap) or against an installed pier:
  *   cc overlap.c $(pkg-config --cflags --libs pier) -o overlap

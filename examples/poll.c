@@ -23,6 +23,7 @@
  *   poll --selftest   the server and NCLIENTS non-blocking clients in one
  *                     pier_poll loop on one thread; each client sends a
  *                     message and checks the echo
+ *   poll --help       the options, their ranges and defaults
  *   PIER_BACKEND=name picks the provider.
  *
  * Expected output of --selftest (ports vary):
@@ -34,7 +35,8 @@
  *   poll: client 1: echo verified
  *   ...
  *   poll: selftest ok (3 echoes, 5 pier_poll calls)
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/poll) or against an installed pier:
  *   cc poll.c $(pkg-config --cflags --libs pier) -o poll

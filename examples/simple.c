@@ -42,7 +42,8 @@
  *   simple: 31 bytes from 127.0.0.1:51240 echoed
  *   ...
  *   simple: selftest ok
- * and exit status 0 (1 on any failure, with pier_strerror's text).
+ * and exit status 0 (1 on any failure, with pier_strerror's text; 2 for a
+ * bad command line, with a message naming the argument).
  *
  * Build in the tree (make examples/simple) or against an installed pier:
  *   cc simple.c $(pkg-config --cflags --libs pier) -lpthread -o simple

@@ -41,7 +41,8 @@
  *   simplec: 5 messages of 64 bytes echoed and verified
  *   simplec: selftest server echoed 320 bytes
  *   simplec: selftest ok
- * and exit status 0 (1 on any failure, with pier_strerror's text).
+ * and exit status 0 (1 on any failure, with pier_strerror's text; 2 for a
+ * bad command line, with a message naming the argument).
  *
  * Build in the tree (make examples/simplec) or against an installed pier:
  *   cc simplec.c $(pkg-config --cflags --libs pier) -lpthread -o simplec

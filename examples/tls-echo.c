@@ -38,6 +38,8 @@
  *   tls-echo --selftest
  *       a server and a client in this process, with a throwaway key and
  *       certificate made in memory: 1 MiB echoed and verified.
+ *   tls-echo --help
+ *       the options, their ranges and defaults (-h is the host here)
  *   PIER_BACKEND=name picks the provider.
  *
  *   A certificate to try it with (valid for localhost and 127.0.0.1):
@@ -60,7 +62,8 @@
  *   tls-echo: selftest: 1048576 bytes echoed and verified: ok
  * (and on standard error, where the client always reports:
  *   tls-echo: connected, TLSv1.3 TLS_AES_256_GCM_SHA384, server CN=localhost)
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/tls-echo) or against an installed pier:
  *   cc tls-echo.c $(pkg-config --cflags --libs pier libssl) -lpthread \
