@@ -109,6 +109,7 @@ struct conn {
   pier_op op;
   const struct addrinfo *ai; /* the address being tried */
   int connected;
+  int eof;                   /* the server closed it (end of stream) */
   unsigned char *out, *in;
 };
 
@@ -339,11 +340,11 @@ static void signals_unwatch(void) {
 /* ------------------------------------------------------------------ */
 
 /* Did the server refuse c?  Its connect was refused on every address, or
-   it was reset before its first echo: a condition function's REJECT where
-   the OS completes the handshake before the server decides. */
+   it was reset or closed before its first echo: a condition function's
+   REJECT where the OS completes the handshake before the server decides. */
 static int refused(const struct conn *c, int status) {
   return status == PIER_ECONNREFUSED ||
-         (c->round == 0 && (status == PIER_ECONNRESET ||
+         (c->round == 0 && (c->eof || status == PIER_ECONNRESET ||
                             status == PIER_ECONNABORTED ||
                             status == PIER_EPIPE));
 }
@@ -374,7 +375,9 @@ static void on_echo(pier_op *op, int status) {
   struct conn *c = op->data;
   if (status != 0) { conn_end(c, status, "recv"); return; }
   if (op->bytes != msglen) { /* WAITALL: only at the end of the stream */
-    conn_end(c, PIER_EPROTO, "echo cut short");
+    c->eof = 1;
+    conn_end(c, PIER_EPROTO,
+             op->bytes == 0 ? "closed by the server" : "echo cut short");
     return;
   }
   if (memcmp(c->in, c->out, msglen) != 0) {

@@ -380,7 +380,7 @@ static void stop_serving(void) {
   int rc = pier_close(listener, NULL); /* its accepts: PIER_ECANCELED */
   if (rc != 0) count_failure("pier_close", rc);
   signals_unwatch();
-  pier_timer_stop(&deadline);
+  pier_timer_stop(&deadline); /* the selftest's (PIER_EINVAL if unused) */
   struct conn *c;
   while ((c = conn_take(NULL)) != NULL) {
     rc = pier_close(c->sock, on_conn_closed);

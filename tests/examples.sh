@@ -52,9 +52,16 @@ log=${TMPDIR:-/tmp}/pier-examples.$$
 trap 'rm -f "$log" "$log".*' EXIT
 
 # timeout(1) where there is one; the selftests bound themselves too.
-# timeout passes SIGINT and SIGTERM on to the program it runs.
+# The programs that get signals run under timeout --foreground, which
+# passes a signal on to them once: without it timeout sends it twice (to
+# the program, then to its process group), and iocpserver and iocpclient
+# take a second signal as "stop now", the default action that kills.
 if command -v timeout >/dev/null 2>&1; then limiter="timeout $limit"
 else limiter=; fi
+bg_limiter=
+if [ -n "$limiter" ] && timeout --foreground 5 true 2>/dev/null; then
+  bg_limiter="timeout --foreground $limit"
+fi
 
 if [ ! -e "$bin" ] && [ -e "$bin.exe" ]; then bin=$bin.exe; fi
 providers=
@@ -92,7 +99,7 @@ run_cmd() {
 # fail WHAT FILE - report a failed check with the end of FILE.
 fail() {
   echo "examples: $1: FAILED; the end of its output:"
-  tail -n 12 "$2" | sed 's/^/  /'
+  tr -d '\r' <"$2" | tail -n 12 | sed 's/^/  /'
   status=1
 }
 
@@ -212,15 +219,15 @@ done
 # -------------------------------------------------------------- signals
 # start PROVIDER FILE ARGS... - start $exe with ARGS in the background,
 # its output in FILE; $pid is the process to signal (timeout passes the
-# signal on, and ends a program that hangs).
+# signal on, once, and ends a program that hangs).
 start() {
   prov=$1 file=$2
   shift 2
   : >"$file"
   if [ "$prov" = default ]; then
-    $limiter $wrap "$exe" "$@" >"$file" 2>&1 </dev/null &
+    $bg_limiter $wrap "$exe" "$@" >"$file" 2>&1 </dev/null &
   else
-    PIER_BACKEND=$prov $limiter $wrap "$exe" "$@" >"$file" 2>&1 </dev/null &
+    PIER_BACKEND=$prov $bg_limiter $wrap "$exe" "$@" >"$file" 2>&1 </dev/null &
   fi
   pid=$!
 }
@@ -270,14 +277,14 @@ signal_stop() {
       kill -s "$sig" "$cpid"; wait "$cpid"; rc=$?
       if [ "$rc" -ne 0 ] || ! has "$log.cli" "$said: stopping" \
            "4 connections (4 connected, 0 refused)" " 0 errors"; then
-        fail "$what (iocpclient: exit $rc, want 0 and its summary)" "$log.cli.txt"
+        fail "$what (iocpclient: exit $rc, want 0 and its summary)" "$log.cli"
         ok=0
       fi
     else
       kill -s "$sig" "$spid"; wait "$spid"; rc=$?
       if [ "$rc" -ne 0 ] || ! has "$log.srv" "$said: stopping" \
            "8 connections accepted, 0 refused, 8 closed;" " 0 errors"; then
-        fail "$what (iocpserver: exit $rc, want 0 and its statistics)" "$log.srv.txt"
+        fail "$what (iocpserver: exit $rc, want 0 and its statistics)" "$log.srv"
         ok=0
       fi
       wait "$cpid" # the server closed its connections: it ends (exit 1)
@@ -304,10 +311,10 @@ refusals() {
   kill -s "$sig" "$spid"; wait "$spid"; src=$?
   if [ "$rc" -ne 1 ] ||
      ! has "$log.cli" "3 connections (0 connected, 3 refused)" " 0 errors"; then
-    fail "$what (iocpclient: exit $rc, want 1 and 3 refused)" "$log.cli.txt"
+    fail "$what (iocpclient: exit $rc, want 1 and 3 refused)" "$log.cli"
   elif [ "$src" -ne 0 ] ||
        ! has "$log.srv" "0 connections accepted, 3 refused"; then
-    fail "$what (iocpserver: exit $src, want 0 and 3 refused)" "$log.srv.txt"
+    fail "$what (iocpserver: exit $src, want 0 and 3 refused)" "$log.srv"
   else
     echo "examples: $what ok (3 refused, counted by both)"
   fi
