@@ -69,6 +69,11 @@
  *   cc tls-echo.c $(pkg-config --cflags --libs pier libssl) -lpthread \
  *     -o tls-echo
  */
+/* getnameinfo and struct addrinfo's fields are POSIX: ask for them even
+   under a strict -std=c99. */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#  define _POSIX_C_SOURCE 200112L
+#endif
 #include <pier.h>
 #include <pier/tls.h>
 
