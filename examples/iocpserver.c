@@ -53,7 +53,7 @@
  * Expected output of --selftest:
  *   iocpserver: pier 0.1.0 on provider libevent, 4 threads, listening on 127.0.0.1:45001
  *   iocpserver: condition: caller denied (127.0.0.2/32)
- *   iocpserver: 16 connections accepted, 1 refused, 16 closed; 1960122 bytes in, 1960122 bytes out; 0 errors
+ *   iocpserver: 16 connections accepted, 1 refused, 16 closed; 3920244 bytes in, 3920244 bytes out; 0 errors
  *   iocpserver: selftest ok (16 clients verified, 1 denied)
  * and exit status 0 (1 on any failure; 2 for a bad command line).  Stopped
  * by a signal it prints, after "iocpserver: SIGINT: stopping", the same
