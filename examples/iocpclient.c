@@ -23,9 +23,9 @@
  *     the loop): every connection ends after its current echo and the
  *     summary is printed.  A second signal kills.
  *   - Refusals told apart from errors: a connect refused on every address,
- *     or a connection reset before its first echo (what a server's
- *     condition function REJECTing looks like where the OS completes the
- *     handshake first), is counted as refused.
+ *     or a connection reset or closed before its first echo (what a
+ *     server's condition function REJECTing looks like where the OS
+ *     completes the handshake first), is counted as refused.
  *
  * How to run it
  *   iocpclient -h HOST -p PORT [-n CONNS] [-b BYTES] [-s SECONDS] [-t THREADS]
