@@ -62,7 +62,8 @@
  *   ...
  *   accept: network events: 4 accepted, 1 rejected, 1 deferred; 4 echoes, 1 refused: ok
  *   accept: selftest ok
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/accept) or against an installed pier:
  *   cc accept.c $(pkg-config --cflags --libs pier) -lpthread -o accept
@@ -601,30 +602,66 @@ static int serve(unsigned port, int events, int selftest) {
   return ok;
 }
 
+/* A usage error: name the argument and what is wrong; exit status 2. */
+static void usage_error(const char *arg, const char *why) {
+  fprintf(stderr, "accept: %s: %s (accept --help lists the options)\n", arg,
+          why);
+  exit(2);
+}
+
+/* The value after option argv[*i]; a usage error when there is none. */
+static const char *value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) usage_error(argv[*i], "needs a value");
+  return argv[++*i];
+}
+
+/* S, the value of option OPT, as a whole number from LO to HI: digits
+   only (no sign, spaces or trailing text), else a usage error. */
+static long number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "accept: %s %s: expected a whole number from %ld to %ld\n",
+            opt, s, lo, hi);
+    exit(2);
+  }
+  return v;
+}
+
 static void usage(FILE *to) {
   fprintf(to,
     "usage: accept -p PORT [--events]\n"
     "       accept --selftest | --help\n"
-    "Echo server on 127.0.0.1:PORT with a non-blocking, conditional accept "
-    "(ACCEPT,\n"
-    "REJECT every third caller, DEFER beyond %d open connections), driven "
-    "by\n"
-    "pier_poll, or with --events by network events (pier_event_select).\n"
+    "Echo server on 127.0.0.1 with a non-blocking, conditional accept: "
+    "ACCEPT,\n"
+    "REJECT every third caller, DEFER beyond %d open connections.\n"
+    "  -p PORT     listen on PORT, 0 to 65535 (0: any free port); required\n"
+    "  --events    driven by network events (pier_event_select); default: "
+    "pier_poll\n"
     "  --selftest  both ways, each with %d clients in this process\n"
-    "PIER_BACKEND=name picks the provider.\n", MAX_ACTIVE, NCLIENTS);
+    "  -h, --help  this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here).\n",
+    MAX_ACTIVE, NCLIENTS);
 }
 
 int main(int argc, char **argv) {
-  unsigned port = 0;
+  long port = -1;
   int selftest = 0, events = 0, ok;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--help") == 0) { usage(stdout); return 0; }
-    if (strcmp(argv[i], "--selftest") == 0) selftest = 1;
-    else if (strcmp(argv[i], "--events") == 0) events = 1;
-    else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
-    else { usage(stderr); return 2; }
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (strcmp(a, "--selftest") == 0) selftest = 1;
+    else if (strcmp(a, "--events") == 0) events = 1;
+    else if (strcmp(a, "-p") == 0)
+      port = number(a, value(argc, argv, &i), 0, 65535);
+    else usage_error(a, "unknown option");
   }
-  if (!selftest && (port < 1 || port > 65535)) { usage(stderr); return 2; }
+  if (!selftest && port < 0) usage_error("-p PORT", "required");
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   if (selftest) {
@@ -637,7 +674,7 @@ int main(int argc, char **argv) {
     if (ok) ok = serve(0, 1, 1); /* network events */
     printf("accept: selftest %s\n", ok ? "ok" : "FAILED");
   } else {
-    ok = serve(port, events, 0); /* until killed */
+    ok = serve((unsigned)port, events, 0); /* until killed */
   }
   return ok ? 0 : 1;
 }

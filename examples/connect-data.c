@@ -82,7 +82,8 @@
  *   client mallory: rejected: connection request rejected by the listener
  *   ...
  *   connect-data: 3 accepted, 1 rejected, 1 deferred; 9 echoes, 3 in parts, disconnect data both ways: ok
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/connect-data) or against an installed
  * pier:
@@ -817,25 +818,70 @@ static int selftest_result(void) {
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
+/* A usage error: name the argument and what is wrong; exit status 2. */
+static void usage_error(const char *arg, const char *why) {
+  fprintf(stderr, "connect-data: %s: %s (connect-data --help lists the options)\n", arg,
+          why);
+  exit(2);
+}
+
+/* The value after option argv[*i]; a usage error when there is none. */
+static const char *value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) usage_error(argv[*i], "needs a value");
+  return argv[++*i];
+}
+
+/* S, the value of option OPT, as a whole number from LO to HI: digits
+   only (no sign, spaces or trailing text), else a usage error. */
+static long number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "connect-data: %s %s: expected a whole number from %ld to %ld\n",
+            opt, s, lo, hi);
+    exit(2);
+  }
+  return v;
+}
+
 static void usage(FILE *to) {
   fprintf(to,
-    "usage: connect-data server [-b address] [-p port]\n"
-    "       connect-data client [-h host] [-p port] [--name name] "
-    "[--token token]\n"
+    "usage: connect-data server [-b ADDRESS] [-p PORT]\n"
+    "       connect-data client [-h HOST] [-p PORT] [--name NAME] "
+    "[--token TOKEN]\n"
     "       connect-data --selftest | --help\n"
     "pier's message protocol (msg4/msg6): connect data, messages, "
     "disconnect data.\n"
-    "  server    serve on address (numeric, default 127.0.0.1) and port "
-    "(default %d);\n"
-    "            accepts the token \"%s\", at most %d sessions at once, "
-    "echoes\n"
-    "            messages in upper case\n"
-    "  client    connect to host (default 127.0.0.1) as name (default "
-    "guest) with\n"
-    "            token (default %s), send %d messages, print the echoes\n"
-    "  --selftest  server and %d clients in this process, on a free port\n"
-    "PIER_BACKEND=name picks the provider.\n",
-    DEFAULT_PORT, TOKEN, MAX_OPEN, TOKEN, (int)NMESSAGES, NCLIENTS);
+    "server: accepts the token \"%s\", at most %d sessions at once, echoes "
+    "messages\n"
+    "in upper case, until killed.\n"
+    "  -b ADDRESS     the numeric address to listen on; default 127.0.0.1\n"
+    "  -p PORT        the port, 0 to 65535 (0: any free port); default %d\n"
+    "client: connects with NAME and TOKEN, sends %d messages, prints the "
+    "echoes.\n"
+    "  -h HOST        the server's name or address; default 127.0.0.1\n"
+    "  -p PORT        the server's port, 1 to 65535; default %d\n"
+    "  --name NAME    1 to %d characters, no spaces; default guest\n"
+    "  --token TOKEN  1 to %d characters, no spaces; default %s\n"
+    "  --selftest     server and %d clients in this process, on a free "
+    "port\n"
+    "  --help         this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here).\n",
+    TOKEN, MAX_OPEN, DEFAULT_PORT, (int)NMESSAGES, DEFAULT_PORT,
+    NAME_MAX_LEN, TOKEN_MAX_LEN, TOKEN, NCLIENTS);
+}
+
+/* A --name or --token value: a request field (field_ok), or a usage error. */
+static const char *field(const char *opt, const char *s, size_t max) {
+  char why[64];
+  if (!field_ok(s, max + 1)) {
+    snprintf(why, sizeof why, "1 to %zu characters without spaces expected",
+             max);
+    usage_error(opt, why);
+  }
+  return s;
 }
 
 int main(int argc, char **argv) {
@@ -844,33 +890,27 @@ int main(int argc, char **argv) {
   long port = DEFAULT_PORT;
   int rc;
 
-  if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-    usage(stdout);
-    return 0;
-  }
-  if (argc >= 2 && strcmp(argv[1], "server") == 0) mode = SERVER;
-  else if (argc >= 2 && strcmp(argv[1], "client") == 0) mode = CLIENT;
-  else if (argc == 2 && strcmp(argv[1], "--selftest") == 0) mode = SELFTEST;
-  /* Then options, each with a value. */
-  for (int i = 2; mode != NONE && mode != SELFTEST && i < argc; i += 2) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+  /* The mode first, then its options (-h is the client's host here). */
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
     if (strcmp(a, "--help") == 0) { usage(stdout); return 0; }
-    if (v == NULL) mode = NONE;
-    else if (strcmp(a, "-p") == 0) port = strtol(v, NULL, 10);
-    else if (strcmp(a, "-b") == 0 && mode == SERVER) host = v;
-    else if (strcmp(a, "-h") == 0 && mode == CLIENT) host = v;
-    else if (strcmp(a, "--name") == 0 && mode == CLIENT) name = v;
-    else if (strcmp(a, "--token") == 0 && mode == CLIENT) token = v;
-    else mode = NONE;
+    if (i == 1 && strcmp(a, "server") == 0) mode = SERVER;
+    else if (i == 1 && strcmp(a, "client") == 0) mode = CLIENT;
+    else if (i == 1 && strcmp(a, "--selftest") == 0) mode = SELFTEST;
+    else if (mode == NONE) usage_error(a, "server, client or --selftest first");
+    else if (mode == SELFTEST) usage_error(a, "unknown after --selftest");
+    else if (strcmp(a, "-p") == 0)
+      port = number(a, value(argc, argv, &i), mode == SERVER ? 0 : 1, 65535);
+    else if (mode == SERVER && strcmp(a, "-b") == 0) host = value(argc, argv, &i);
+    else if (mode == CLIENT && strcmp(a, "-h") == 0) host = value(argc, argv, &i);
+    else if (mode == CLIENT && strcmp(a, "--name") == 0)
+      name = field(a, value(argc, argv, &i), NAME_MAX_LEN);
+    else if (mode == CLIENT && strcmp(a, "--token") == 0)
+      token = field(a, value(argc, argv, &i), TOKEN_MAX_LEN);
+    else usage_error(a, mode == SERVER ? "unknown option of server"
+                                       : "unknown option of client");
   }
-  if (mode == NONE || port < (mode == SERVER ? 0 : 1) || port > 65535 ||
-      !field_ok(name, NAME_MAX_LEN + 1) || !field_ok(token, TOKEN_MAX_LEN + 1)) {
-    if (mode != NONE)
-      fprintf(stderr, "connect-data: bad port, or a name or token with "
-                      "spaces or too long\n");
-    usage(stderr);
-    return 2;
-  }
+  if (mode == NONE) usage_error("server, client or --selftest", "required");
   selftest = mode == SELFTEST;
   setvbuf(stdout, NULL, _IOLBF, 0);
 

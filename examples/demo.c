@@ -35,7 +35,8 @@
  *
  * Build in the pier tree (make examples/demo) or against an installed pier:
  *   cc demo.c $(pkg-config --cflags --libs pier) -o demo
- * Run with PIER_BACKEND=name to pick a provider.
+ * Run it with no arguments (demo --help says what it does); run with
+ * PIER_BACKEND=name to pick a provider.
  */
 #include <pier.h>
 
@@ -543,13 +544,38 @@ static int verdict(struct demo *d) {
   return ok;
 }
 
-int main(void) {
+static void usage(FILE *to) {
+  fprintf(to,
+    "usage: demo [--help]\n"
+    "Conditional accept and scatter/gather echo on one loop: a listener on "
+    "a free\n"
+    "port of 127.0.0.1 and %d clients, ACCEPTed, REJECTed and DEFERred by "
+    "its\n"
+    "condition function; exit status 0 when every outcome is as planned.  "
+    "No options.\n"
+    "  -h, --help  this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here).\n", NCLIENTS);
+}
+
+int main(int argc, char **argv) {
   static struct demo demo; /* static: zeroed, and outlives every callback */
   struct demo *d = &demo;
   const enum plan plans[NCLIENTS] = {PLAN_ACCEPT, PLAN_REJECT,
                                      PLAN_DEFER_THEN_ACCEPT, PLAN_ACCEPT};
   int rc;
 
+  /* No options but --help: anything else is a usage error (exit 2). */
+  if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+                    strcmp(argv[1], "-h") == 0)) {
+    usage(stdout);
+    return 0;
+  }
+  if (argc > 1) {
+    fprintf(stderr, "demo: %s: unknown argument (demo --help lists the options)\n", argv[1]);
+    return 2;
+  }
   setvbuf(stdout, NULL, _IOLBF, 0);
   pier_set_log(log_to_stderr, NULL);
 

@@ -42,6 +42,7 @@
  *                        down its side and checks the worker's echo byte for
  *                        byte; then the server closes the channel and waits
  *                        for the worker to exit 0.  Bounded by DEADLINE_MS.
+ *   handoff --help       the options, their ranges and defaults
  *   PIER_BACKEND=name picks the provider (both processes use it).
  *
  * Expected output of --selftest (ports and ids vary; the two processes'
@@ -57,7 +58,8 @@
  *   handoff worker: the server closed the channel, 3 connections served
  *   handoff: worker exited with status 0
  *   handoff: selftest ok
- * and exit status 0 (1 on any failure, with pier_strerror's text).
+ * and exit status 0 (1 on any failure, with pier_strerror's text; 2 for a
+ * bad command line, with a message naming the argument).
  * On Windows the worker writes to the server's standard output and error.
  *
  * Build in the tree (make examples/handoff) or against an installed pier:
@@ -83,6 +85,7 @@
 #endif
 
 #define NCLIENTS 3           /* selftest: connections handed over */
+#define DEFAULT_PORT 5010
 #define PATTERN 8192         /* selftest: bytes each client sends */
 #define BUFSIZE 4096         /* the worker's receive buffer */
 #define SHARE_MS 5000        /* the most a hand-off may take */
@@ -189,10 +192,10 @@ static int worker_start(struct worker *w, int selftest) {
 }
 
 /* The worker's side: connect to the server's port and serve. */
-static int worker_run(const char *port, int selftest) {
+static int worker_run(unsigned port, int selftest) {
   WSADATA wsa;
   if (WSAStartup(MAKEWORD(2, 2), &wsa) != 0) return 1;
-  struct sockaddr_in a = loopback_addr((unsigned)atoi(port));
+  struct sockaddr_in a = loopback_addr(port);
   SOCKET ch = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
   if (ch == INVALID_SOCKET || connect(ch, (struct sockaddr *)&a, sizeof a) != 0) {
     fprintf(stderr, "handoff worker: channel: error %d\n", WSAGetLastError());
@@ -632,25 +635,74 @@ static int start_clients(unsigned port) {
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
-static int usage(void) {
-  fprintf(stderr, "usage: handoff [-p port] | handoff --selftest\n");
-  return 2;
+/* A usage error: name the argument and what is wrong; exit status 2. */
+static void usage_error(const char *arg, const char *why) {
+  fprintf(stderr, "handoff: %s: %s (handoff --help lists the options)\n", arg,
+          why);
+  exit(2);
+}
+
+/* The value after option argv[*i]; a usage error when there is none. */
+static const char *value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) usage_error(argv[*i], "needs a value");
+  return argv[++*i];
+}
+
+/* S, the value of option OPT, as a whole number from LO to HI: digits
+   only (no sign, spaces or trailing text), else a usage error. */
+static long number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "handoff: %s %s: expected a whole number from %ld to %ld\n",
+            opt, s, lo, hi);
+    exit(2);
+  }
+  return v;
+}
+
+static void usage(FILE *to) {
+  fprintf(to,
+    "usage: handoff [-p PORT]\n"
+    "       handoff --selftest | --help\n"
+    "Echo server on 127.0.0.1 that hands every accepted connection to a "
+    "worker\n"
+    "process (pier_share_send / pier_share_recv), until killed.\n"
+    "  -p PORT        listen on PORT, 0 to 65535 (0: any free port); "
+    "default %d\n"
+    "  --selftest     the same on a free port with %d clients in this "
+    "process\n"
+    "  --worker PORT  (Windows, internal) be the worker of the server "
+    "whose channel\n"
+    "                 listens on 127.0.0.1:PORT, 1 to 65535\n"
+    "  -h, --help     this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here); both processes use "
+    "it.\n",
+    DEFAULT_PORT, NCLIENTS);
 }
 
 int main(int argc, char **argv) {
-  unsigned port = 5010;
+  unsigned port = DEFAULT_PORT, worker_port = 0;
   int selftest = 0, rc;
-  const char *worker_port = NULL;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--selftest") == 0) selftest = 1;
-    else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
-    else if (strcmp(argv[i], "--worker") == 0 && i + 1 < argc) worker_port = argv[++i];
-    else return usage();
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (strcmp(a, "--selftest") == 0) selftest = 1;
+    else if (strcmp(a, "-p") == 0)
+      port = (unsigned)number(a, value(argc, argv, &i), 0, 65535);
+    else if (strcmp(a, "--worker") == 0)
+      worker_port = (unsigned)number(a, value(argc, argv, &i), 1, 65535);
+    else usage_error(a, "unknown option");
   }
 #ifdef _WIN32
-  if (worker_port != NULL) return worker_run(worker_port, selftest);
+  if (worker_port != 0) return worker_run(worker_port, selftest);
 #else
-  if (worker_port != NULL) return usage(); /* the Windows build's worker */
+  if (worker_port != 0) usage_error("--worker", "only on Windows");
 #endif
   if (selftest) port = 0;
   setvbuf(stdout, NULL, _IOLBF, 0);

@@ -18,6 +18,14 @@
  *     repeating timer never runs concurrently with itself), and a one-shot
  *     timer that ends the run.
  *   - PIER_MSG_WAITALL to receive an echo whole, however TCP splits it.
+ *   - Stopping early on Ctrl-C / SIGINT / SIGTERM, the way iocpserver.c
+ *     explains (a handler that calls no pier function; the stop runs on
+ *     the loop): every connection ends after its current echo and the
+ *     summary is printed.  A second signal kills.
+ *   - Refusals told apart from errors: a connect refused on every address,
+ *     or a connection reset or closed before its first echo (what a
+ *     server's condition function REJECTing looks like where the OS
+ *     completes the handshake first), is counted as refused.
  *
  * How to run it
  *   iocpclient -h HOST -p PORT [-n CONNS] [-b BYTES] [-s SECONDS] [-t THREADS]
@@ -26,6 +34,7 @@
  *       SECONDS (default 10) let each send a message of BYTES bytes
  *       (default 4096, at most 1 MiB), check every byte of its echo and
  *       send the next; the loop runs on THREADS threads (default 4).
+ *       -h is the host, as in the Winsock sample: --help is the help.
  *       Example: iocpserverex -p 5007 & iocpclient -h localhost -p 5007 -s 3
  *   iocpclient --selftest
  *       the same, for 2 seconds with 8 connections to "localhost", against
@@ -35,26 +44,28 @@
  *
  * Output: a progress line each second, then a summary; MB/s counts
  * megabytes (10^6 bytes) of echo received and verified.  Exit status 0 when
- * every connection connected and every echo was right; 1 on any mismatch or
- * error (each one is reported on stderr); 2 for a bad command line.
+ * every connection connected and every echo was right (after a signal:
+ * when nothing went wrong until then); 1 on any refusal, mismatch or error
+ * (each one is reported on stderr); 2 for a bad command line.
  *
  * Expected output of --selftest (the numbers vary):
  *   iocpclient: pier 0.1.0 on provider libevent, 4 threads, 8 connections to localhost port 40337, 4096 bytes, 2 s
  *   iocpclient: 1 s: 8 connections, 21873 msgs/s, 89.6 MB/s, 0 errors
  *   iocpclient: 2 s: 8 connections, 22410 msgs/s, 91.8 MB/s, 0 errors
- *   iocpclient: 8 connections, 44283 messages, 181383168 bytes verified in 2.00 s: 22141 msgs/s, 90.7 MB/s, 0 errors
+ *   iocpclient: 8 connections (8 connected, 0 refused), 44283 messages, 181383168 bytes verified in 2.00 s: 22141 msgs/s, 90.7 MB/s, 0 errors
  *   iocpclient: selftest ok
  *
  * Build in the tree (make examples/iocpclient) or against an installed pier:
  *   cc iocpclient.c $(pkg-config --cflags --libs pier) -lpthread -o iocpclient
  */
-/* struct addrinfo's fields (pier_resolve) are POSIX: ask for them even
-   under a strict -std=c99. */
+/* struct addrinfo's fields (pier_resolve), sigaction and socketpair are
+   POSIX: ask for them even under a strict -std=c99. */
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #  define _POSIX_C_SOURCE 200112L
 #endif
 #include <pier.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,13 +80,21 @@ static void lock_init(lock_t *l) { InitializeCriticalSection(l); }
 static void lock(lock_t *l) { EnterCriticalSection(l); }
 static void unlock(lock_t *l) { LeaveCriticalSection(l); }
 #else
+#  include <fcntl.h>
 #  include <pthread.h>
+#  include <signal.h>
+#  include <sys/socket.h>
+#  include <unistd.h>
 typedef pthread_mutex_t lock_t;
 static void lock_init(lock_t *l) { pthread_mutex_init(l, NULL); }
 static void lock(lock_t *l) { pthread_mutex_lock(l); }
 static void unlock(lock_t *l) { pthread_mutex_unlock(l); }
 #endif
 
+#define DEFAULT_CONNS 8
+#define DEFAULT_BYTES 4096
+#define DEFAULT_SECONDS 10
+#define DEFAULT_THREADS 4
 #define MAX_CONNS 4096
 #define MAX_BYTES (1024 * 1024)
 #define MAX_SECONDS 86400
@@ -90,14 +109,15 @@ struct conn {
   pier_op op;
   const struct addrinfo *ai; /* the address being tried */
   int connected;
+  int eof;                   /* the server closed it (end of stream) */
   unsigned char *out, *in;
 };
 
 static pier_loop *loop;
 static const char *host = NULL;
 static unsigned port = 0;
-static int nconns = 8, seconds = 10;
-static size_t msglen = 4096;
+static int nconns = DEFAULT_CONNS, seconds = DEFAULT_SECONDS;
+static size_t msglen = DEFAULT_BYTES;
 static struct conn *conns;
 static struct addrinfo *addrs; /* from pier_resolve */
 static pier_op resolve_op;
@@ -108,10 +128,15 @@ static lock_t totals_lock;
 static struct {
   unsigned long long bytes, messages;
   int open;      /* connections connected and not yet ended */
+  int connected; /* connections that connected (and were not refused) */
+  int refused;   /* connections the server refused (not errors) */
   int done;      /* connections ended */
   int errors;    /* failures of any kind, mismatches included */
+  int stop_run;  /* stop_run() has been called */
   int stopping;  /* the run's time is up: finish the round and end */
   int aborted;   /* the grace period ran out */
+  int signalled; /* stopped early by a signal */
+  int unwatched; /* signals_unwatch() has been called */
   uint64_t start_ms, last_ms;
   unsigned long long last_bytes, last_messages;
 } totals;
@@ -132,7 +157,10 @@ static void count_error(void) {
 
 /* All connections are done: stop the timers and the selftest's server,
    so the loop has nothing left and every thread's run returns. */
+static void signals_unwatch(void);
+
 static void all_done(void) {
+  signals_unwatch();
   pier_timer_stop(&ticker);
   pier_timer_stop(&stopper);
   pier_timer_stop(&grace);
@@ -167,9 +195,15 @@ static void on_tick(pier_timer *t) {
 
 static void on_grace(pier_timer *t);
 
-/* The time is up: every connection ends after its current echo. */
-static void on_stop(pier_timer *t) {
-  (void)t;
+/* The time is up, or a signal came: every connection ends after its
+   current echo.  Once, on a loop thread. */
+static void stop_run(void) {
+  lock(&totals_lock);
+  int first = !totals.stop_run;
+  totals.stop_run = 1;
+  unlock(&totals_lock);
+  if (!first) return;
+  pier_timer_stop(&stopper);
   /* A server that stops echoing must not keep us forever: the grace timer
      starts first, so the last connection's all_done() stops it... */
   int rc = pier_timer_start(&grace, GRACE_MS, 0, on_grace);
@@ -185,18 +219,149 @@ static void on_stop(pier_timer *t) {
   if (finished) pier_timer_stop(&grace);
 }
 
+static void on_stop(pier_timer *t) {
+  (void)t;
+  stop_run();
+}
+
+/* ------------------------------------------------------------------ */
+/* stopping early on Ctrl-C / SIGINT / SIGTERM (see iocpserver.c)      */
+/* ------------------------------------------------------------------ */
+
+/* On a loop thread: say so, then end the run as its timer would. */
+static void stop_by_signal(const char *name) {
+  printf("iocpclient: %s: stopping after the current echoes\n", name);
+  lock(&totals_lock);
+  totals.signalled = 1;
+  unlock(&totals_lock);
+  signals_unwatch(); /* a second signal kills */
+  stop_run();
+}
+
+/* Once: from the first signal or all_done(), whichever comes first. */
+static int first_unwatch(void) {
+  lock(&totals_lock);
+  int first = !totals.unwatched;
+  totals.unwatched = 1;
+  unlock(&totals_lock);
+  return first;
+}
+
+#ifdef _WIN32
+/* Windows: the console control handler runs on a thread of its own,
+   where pier_loop_post may be called; the stop then runs on the loop. */
+static pier_op ctrl_op;
+
+static void on_ctrl_posted(pier_op *op, int status) {
+  (void)op;
+  (void)status;
+  stop_by_signal("Ctrl-C");
+}
+
+static BOOL WINAPI on_ctrl(DWORD event) {
+  if (event != CTRL_C_EVENT && event != CTRL_BREAK_EVENT) return FALSE;
+  return pier_loop_post(loop, &ctrl_op, on_ctrl_posted) == 0;
+}
+
+static int signals_watch(void) {
+  if (SetConsoleCtrlHandler(on_ctrl, TRUE)) return 0;
+  fprintf(stderr, "iocpclient: SetConsoleCtrlHandler: error %lu\n",
+          (unsigned long)GetLastError());
+  return -1;
+}
+
+/* From now on Ctrl-C has its default effect: it ends the process. */
+static void signals_unwatch(void) {
+  if (first_unwatch()) SetConsoleCtrlHandler(on_ctrl, FALSE);
+}
+#else
+/* POSIX: a signal handler may call no pier function (they take locks).
+   It writes the signal's number to one end of a socketpair; the other
+   end is a pier socket with a receive pending, completed on the loop. */
+static int signal_fd = -1;       /* the handler's end */
+static pier_socket *signal_sock; /* the loop's end */
+static pier_op signal_op;
+static unsigned char signal_number;
+
+static void on_signal(int sig) {
+  int saved = errno;            /* write() may change it */
+  unsigned char b = (unsigned char)sig;
+  ssize_t n = write(signal_fd, &b, 1); /* async-signal-safe */
+  (void)n;
+  errno = saved;
+}
+
+static void on_signal_byte(pier_op *op, int status) {
+  if (status != 0 || op->bytes == 0) return; /* closed: the run is over */
+  stop_by_signal(signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static int signals_watch(void) {
+  int sv[2], rc;
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
+    fprintf(stderr, "iocpclient: socketpair: %s\n", strerror(errno));
+    return -1;
+  }
+  fcntl(sv[1], F_SETFL, O_NONBLOCK); /* the handler must never block */
+  if ((rc = pier_socket_adopt(loop, sv[0], 0, &signal_sock)) != 0) {
+    close(sv[0]);
+    close(sv[1]);
+  } else {
+    signal_fd = sv[1];
+    pier_buf b = pier_buf_init(&signal_number, 1);
+    rc = pier_recv(signal_sock, &signal_op, &b, 1, 0, on_signal_byte);
+  }
+  if (rc != 0) {
+    fprintf(stderr, "iocpclient: signals: %s\n", pier_strerror(rc));
+    return -1;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  return 0;
+}
+
+/* From now on the signals have their default effect: they end the
+   process.  The socketpair is closed (its pending receive: canceled). */
+static void signals_unwatch(void) {
+  if (!first_unwatch()) return;
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  pier_close(signal_sock, NULL);
+  close(signal_fd);
+}
+#endif
+
 /* ------------------------------------------------------------------ */
 /* the client connections                                              */
 /* ------------------------------------------------------------------ */
 
+/* Did the server refuse c?  Its connect was refused on every address, or
+   it was reset or closed before its first echo: a condition function's
+   REJECT where the OS completes the handshake before the server decides. */
+static int refused(const struct conn *c, int status) {
+  return status == PIER_ECONNREFUSED ||
+         (c->round == 0 && (c->eof || status == PIER_ECONNRESET ||
+                            status == PIER_ECONNABORTED ||
+                            status == PIER_EPIPE));
+}
+
 static void conn_end(struct conn *c, int status, const char *what) {
+  int refusal = refused(c, status);
   if (status != 0)
-    fprintf(stderr, "iocpclient: connection %d round %lu: %s: %s\n", c->id,
-            c->round, what, pier_strerror(status));
+    fprintf(stderr, "iocpclient: connection %d round %lu: %s%s: %s\n",
+            c->id, c->round, refusal ? "refused, " : "", what,
+            pier_strerror(status));
   int rc = pier_close(c->sock, NULL);
   if (rc != 0) fprintf(stderr, "iocpclient: pier_close: %s\n", pier_strerror(rc));
   lock(&totals_lock);
-  if (status != 0 || rc != 0) totals.errors++;
+  if (refusal) totals.refused++;
+  else if (status != 0) totals.errors++;
+  if (refusal && c->connected) totals.connected--; /* reset at once */
+  if (rc != 0) totals.errors++;
   if (c->connected) totals.open--;
   int last = ++totals.done == nconns;
   unlock(&totals_lock);
@@ -210,7 +375,9 @@ static void on_echo(pier_op *op, int status) {
   struct conn *c = op->data;
   if (status != 0) { conn_end(c, status, "recv"); return; }
   if (op->bytes != msglen) { /* WAITALL: only at the end of the stream */
-    conn_end(c, PIER_EPROTO, "echo cut short");
+    c->eof = 1;
+    conn_end(c, PIER_EPROTO,
+             op->bytes == 0 ? "closed by the server" : "echo cut short");
     return;
   }
   if (memcmp(c->in, c->out, msglen) != 0) {
@@ -270,6 +437,7 @@ static void on_connected(pier_op *op, int status) {
   c->connected = 1;
   lock(&totals_lock);
   totals.open++;
+  totals.connected++;
   unlock(&totals_lock);
   conn_send(c);
 }
@@ -307,6 +475,13 @@ static void on_resolved(pier_op *op, int status) {
     return;
   }
   addrs = op->addrinfo; /* ours; freed in main once the loop is done */
+  lock(&totals_lock);
+  int stop = totals.stop_run; /* a signal came first */
+  unlock(&totals_lock);
+  if (stop) {
+    all_done();
+    return;
+  }
   uint64_t now = pier_loop_now(loop);
   totals.start_ms = totals.last_ms = now;
   int rc = pier_timer_start(&ticker, 1000, 1000, on_tick);
@@ -424,57 +599,85 @@ static int start_server(unsigned *out_port) {
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
+/* A usage error: name the argument and what is wrong; exit status 2. */
+static void usage_error(const char *arg, const char *why) {
+  fprintf(stderr, "iocpclient: %s: %s (iocpclient --help lists the options)\n", arg,
+          why);
+  exit(2);
+}
+
+/* The value after option argv[*i]; a usage error when there is none. */
+static const char *value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) usage_error(argv[*i], "needs a value");
+  return argv[++*i];
+}
+
+/* S, the value of option OPT, as a whole number from LO to HI: digits
+   only (no sign, spaces or trailing text), else a usage error. */
+static long number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "iocpclient: %s %s: expected a whole number from %ld to %ld\n",
+            opt, s, lo, hi);
+    exit(2);
+  }
+  return v;
+}
+
 static void usage(FILE *to) {
   fprintf(to,
     "usage: iocpclient -h HOST -p PORT [-n CONNS] [-b BYTES] [-s SECONDS] "
     "[-t THREADS]\n"
     "       iocpclient --selftest | --help\n"
-    "Stress an echo server: CONNS connections (default 8, at most %d) each "
-    "send\n"
-    "BYTES (default 4096, at most %d) and verify every echoed byte, again "
-    "and\n"
-    "again for SECONDS (default 10), on a loop served by THREADS threads "
-    "(default 4).\n"
-    "HOST is a name or a numeric address.  A progress line each second, a "
-    "summary\n"
-    "at the end; exit status 1 on any mismatch or error.\n"
+    "Stress an echo server: each connection sends BYTES and verifies every "
+    "echoed\n"
+    "byte, again and again for SECONDS or until Ctrl-C, SIGINT or SIGTERM.  "
+    "A\n"
+    "progress line each second, a summary at the end; exit status 1 on any\n"
+    "refusal, mismatch or error.\n"
+    "  -h HOST     the server's name or numeric address; required\n"
+    "  -p PORT     the server's port, 1 to 65535; required\n"
+    "  -n CONNS    connections, 1 to %d; default %d\n"
+    "  -b BYTES    bytes per message, 1 to %d; default %d\n"
+    "  -s SECONDS  how long, 1 to %d; default %d\n"
+    "  -t THREADS  threads serving the loop, 1 to %d; default %d\n"
     "  --selftest  the same against an echo server in this process, %d s\n"
-    "PIER_BACKEND=name picks the provider.\n",
-    MAX_CONNS, MAX_BYTES, SELFTEST_SECONDS);
-}
-
-/* A whole number in [lo, hi], or -1. */
-static long number(const char *s, long lo, long hi) {
-  char *end;
-  long v = strtol(s, &end, 10);
-  return *s != '\0' && *end == '\0' && v >= lo && v <= hi ? v : -1;
+    "  --help      this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here).\n",
+    MAX_CONNS, DEFAULT_CONNS, MAX_BYTES, DEFAULT_BYTES, MAX_SECONDS,
+    DEFAULT_SECONDS, PIER_LOOP_MAX_THREADS, DEFAULT_THREADS,
+    SELFTEST_SECONDS);
 }
 
 int main(int argc, char **argv) {
-  int selftest = 0, threads = 4, rc, bad = 0;
-  long v;
-  for (int i = 1; i < argc && !bad; i++) {
-    const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+  int selftest = 0, threads = DEFAULT_THREADS, rc;
+  /* -h is the host, as in the Winsock sample: only --help for help. */
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
     if (strcmp(a, "--help") == 0) { usage(stdout); return 0; }
-    if (strcmp(a, "--selftest") == 0) { selftest = 1; continue; }
-    if (val == NULL) { bad = 1; break; }
-    i++;
-    if (strcmp(a, "-h") == 0) host = val;
-    else if (strcmp(a, "-p") == 0 && (v = number(val, 1, 65535)) > 0) port = (unsigned)v;
-    else if (strcmp(a, "-n") == 0 && (v = number(val, 1, MAX_CONNS)) > 0) nconns = (int)v;
-    else if (strcmp(a, "-b") == 0 && (v = number(val, 1, MAX_BYTES)) > 0) msglen = (size_t)v;
-    else if (strcmp(a, "-s") == 0 && (v = number(val, 1, MAX_SECONDS)) > 0) seconds = (int)v;
-    else if (strcmp(a, "-t") == 0 && (v = number(val, 1, PIER_LOOP_MAX_THREADS)) > 0) threads = (int)v;
-    else bad = 1;
+    if (strcmp(a, "--selftest") == 0) selftest = 1;
+    else if (strcmp(a, "-h") == 0) host = value(argc, argv, &i);
+    else if (strcmp(a, "-p") == 0)
+      port = (unsigned)number(a, value(argc, argv, &i), 1, 65535);
+    else if (strcmp(a, "-n") == 0)
+      nconns = (int)number(a, value(argc, argv, &i), 1, MAX_CONNS);
+    else if (strcmp(a, "-b") == 0)
+      msglen = (size_t)number(a, value(argc, argv, &i), 1, MAX_BYTES);
+    else if (strcmp(a, "-s") == 0)
+      seconds = (int)number(a, value(argc, argv, &i), 1, MAX_SECONDS);
+    else if (strcmp(a, "-t") == 0)
+      threads = (int)number(a, value(argc, argv, &i), 1, PIER_LOOP_MAX_THREADS);
+    else usage_error(a, "unknown option");
   }
   if (selftest) {
     host = "localhost"; /* a name, to exercise pier_resolve */
     seconds = SELFTEST_SECONDS;
   }
-  if (bad || host == NULL || (port == 0 && !selftest)) {
-    usage(stderr);
-    return 2;
-  }
+  if (host == NULL) usage_error("-h HOST", "required");
+  if (port == 0 && !selftest) usage_error("-p PORT", "required");
   setvbuf(stdout, NULL, _IOLBF, 0);
   lock_init(&totals_lock);
 
@@ -517,6 +720,7 @@ int main(int argc, char **argv) {
   }
 
   totals.start_ms = totals.last_ms = pier_loop_now(loop);
+  if (signals_watch() != 0) return 1;
 
   /* Resolve on a worker thread; on_resolved starts the connections. */
   char service[16];
@@ -548,15 +752,18 @@ int main(int argc, char **argv) {
   pier_freeaddrinfo(addrs);
 
   double secs = ms ? (double)ms / 1000.0 : 0.001;
-  printf("iocpclient: %d connections, %llu messages, %llu bytes verified in "
-         "%.2f s: %.0f msgs/s, %.1f MB/s, %d errors\n", nconns,
+  printf("iocpclient: %d connections (%d connected, %d refused), %llu "
+         "messages, %llu bytes verified in %.2f s: %.0f msgs/s, %.1f MB/s, "
+         "%d errors\n", nconns, totals.connected, totals.refused,
          totals.messages, totals.bytes, secs,
          (double)totals.messages / secs, (double)totals.bytes / 1e6 / secs,
          totals.errors);
-  /* Every connection must have had at least one echo verified. */
-  int ok = totals.errors == 0 && totals.done == nconns;
+  /* Every connection must have had at least one echo verified - unless a
+     signal cut the run short. */
+  int ok = totals.errors == 0 && totals.refused == 0 &&
+           (totals.signalled || totals.done == nconns);
   for (int i = 0; i < nconns; i++) {
-    if (conns[i].round == 0) ok = 0;
+    if (conns[i].round == 0 && !totals.signalled) ok = 0;
     if (!totals.aborted) {
       free(conns[i].out);
       free(conns[i].in);

@@ -47,7 +47,8 @@
  *   iocpserverex: 8 accepts pre-posted, first data with the accept: on
  *   iocpserverex: 16 connections (16 with their first data), 16 closed, 3920244 bytes echoed
  *   iocpserverex: selftest ok (16 clients verified)
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/iocpserverex) or against an installed
  * pier:
@@ -354,43 +355,76 @@ static int start_clients(unsigned port) {
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
+/* A usage error: name the argument and what is wrong; exit status 2. */
+static void usage_error(const char *arg, const char *why) {
+  fprintf(stderr, "iocpserverex: %s: %s (iocpserverex --help lists the options)\n", arg,
+          why);
+  exit(2);
+}
+
+/* The value after option argv[*i]; a usage error when there is none. */
+static const char *value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) usage_error(argv[*i], "needs a value");
+  return argv[++*i];
+}
+
+/* S, the value of option OPT, as a whole number from LO to HI: digits
+   only (no sign, spaces or trailing text), else a usage error. */
+static long number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "iocpserverex: %s %s: expected a whole number from %ld to %ld\n",
+            opt, s, lo, hi);
+    exit(2);
+  }
+  return v;
+}
+
 static void usage(FILE *to) {
   fprintf(to,
     "usage: iocpserverex -p PORT [-a PREPOSTED] [-t THREADS]\n"
     "       iocpserverex --selftest | --help\n"
-    "Echo server on 127.0.0.1:PORT keeping PREPOSTED accepts (default %d, "
-    "1..%d)\n"
-    "posted, which take the caller's first data along where the provider "
-    "can;\n"
-    "THREADS threads (default 4) serve the loop.  Drive it with "
+    "Echo server on 127.0.0.1 keeping accepts posted ahead, which take the "
+    "caller's\n"
+    "first data along where the provider can; until killed.  Drive it "
+    "with\n"
     "iocpclient.\n"
-    "  --selftest  -a %d and %d clients on the same loop, every echo "
+    "  -p PORT       listen on PORT, 0 to 65535 (0: any free port); "
+    "required\n"
+    "  -a PREPOSTED  accepts kept posted, 1 to %d; default %d\n"
+    "  -t THREADS    threads serving the loop, 1 to %d; default 4\n"
+    "  --selftest    -a %d and %d clients on the same loop, every echo "
     "checked\n"
-    "PIER_BACKEND=name picks the provider.\n",
-    PREPOSTED, MAX_PREPOSTED, SELFTEST_PREPOSTED, NCLIENTS);
+    "  -h, --help    this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here).\n",
+    MAX_PREPOSTED, PREPOSTED, PIER_LOOP_MAX_THREADS, SELFTEST_PREPOSTED,
+    NCLIENTS);
 }
 
 int main(int argc, char **argv) {
-  unsigned port = 0;
+  long port_arg = -1; /* none given */
   int selftest = 0, threads = 4, preposted = PREPOSTED, rc;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--help") == 0) { usage(stdout); return 0; }
-    if (strcmp(argv[i], "--selftest") == 0) selftest = 1;
-    else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
-    else if (strcmp(argv[i], "-a") == 0 && i + 1 < argc) preposted = atoi(argv[++i]);
-    else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
-    else { usage(stderr); return 2; }
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (strcmp(a, "--selftest") == 0) selftest = 1;
+    else if (strcmp(a, "-p") == 0)
+      port_arg = number(a, value(argc, argv, &i), 0, 65535);
+    else if (strcmp(a, "-a") == 0)
+      preposted = (int)number(a, value(argc, argv, &i), 1, MAX_PREPOSTED);
+    else if (strcmp(a, "-t") == 0)
+      threads = (int)number(a, value(argc, argv, &i), 1, PIER_LOOP_MAX_THREADS);
+    else usage_error(a, "unknown option");
   }
-  if (selftest) {
-    port = 0;
-    preposted = SELFTEST_PREPOSTED;
-  }
-  if ((!selftest && (port < 1 || port > 65535)) || preposted < 1 ||
-      preposted > MAX_PREPOSTED || threads < 1 ||
-      threads > PIER_LOOP_MAX_THREADS) {
-    usage(stderr);
-    return 2;
-  }
+  if (!selftest && port_arg < 0) usage_error("-p PORT", "required");
+  unsigned port = selftest ? 0 : (unsigned)port_arg;
+  if (selftest) preposted = SELFTEST_PREPOSTED;
   setvbuf(stdout, NULL, _IOLBF, 0);
   lock_init(&stats_lock);
 

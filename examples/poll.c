@@ -23,6 +23,7 @@
  *   poll --selftest   the server and NCLIENTS non-blocking clients in one
  *                     pier_poll loop on one thread; each client sends a
  *                     message and checks the echo
+ *   poll --help       the options, their ranges and defaults
  *   PIER_BACKEND=name picks the provider.
  *
  * Expected output of --selftest (ports vary):
@@ -34,7 +35,8 @@
  *   poll: client 1: echo verified
  *   ...
  *   poll: selftest ok (3 echoes, 5 pier_poll calls)
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/poll) or against an installed pier:
  *   cc poll.c $(pkg-config --cflags --libs pier) -o poll
@@ -48,6 +50,7 @@
 
 #define MAX_FDS 64
 #define NCLIENTS 3
+#define DEFAULT_PORT 5005
 #define DEADLINE_S 20
 
 /* What an entry of the poll array is, and where it stands. */
@@ -260,16 +263,62 @@ static int start_client(pier_loop *loop, int id, unsigned port) {
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
+/* A usage error: name the argument and what is wrong; exit status 2. */
+static void usage_error(const char *arg, const char *why) {
+  fprintf(stderr, "poll: %s: %s (poll --help lists the options)\n", arg,
+          why);
+  exit(2);
+}
+
+/* The value after option argv[*i]; a usage error when there is none. */
+static const char *value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) usage_error(argv[*i], "needs a value");
+  return argv[++*i];
+}
+
+/* S, the value of option OPT, as a whole number from LO to HI: digits
+   only (no sign, spaces or trailing text), else a usage error. */
+static long number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "poll: %s %s: expected a whole number from %ld to %ld\n",
+            opt, s, lo, hi);
+    exit(2);
+  }
+  return v;
+}
+
+static void usage(FILE *to) {
+  fprintf(to,
+    "usage: poll [-p PORT]\n"
+    "       poll --selftest | --help\n"
+    "Echo server on 127.0.0.1 on non-blocking sockets driven by pier_poll "
+    "alone,\n"
+    "until killed.\n"
+    "  -p PORT     listen on PORT, 0 to 65535 (0: any free port); default "
+    "%d\n"
+    "  --selftest  the server and %d non-blocking clients in one pier_poll loop\n"
+    "  -h, --help  this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here).\n",
+    DEFAULT_PORT, NCLIENTS);
+}
+
 int main(int argc, char **argv) {
-  unsigned port = 5005;
+  unsigned port = DEFAULT_PORT;
   int selftest = 0, rc, polls = 0;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--selftest") == 0) selftest = 1;
-    else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
-    else {
-      fprintf(stderr, "usage: poll [-p port] | poll --selftest\n");
-      return 2;
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
     }
+    if (strcmp(a, "--selftest") == 0) selftest = 1;
+    else if (strcmp(a, "-p") == 0)
+      port = (unsigned)number(a, value(argc, argv, &i), 0, 65535);
+    else usage_error(a, "unknown option");
   }
   if (selftest) port = 0;
   setvbuf(stdout, NULL, _IOLBF, 0);

@@ -42,7 +42,8 @@
  *   simple: 31 bytes from 127.0.0.1:51240 echoed
  *   ...
  *   simple: selftest ok
- * and exit status 0 (1 on any failure, with pier_strerror's text).
+ * and exit status 0 (1 on any failure, with pier_strerror's text; 2 for a
+ * bad command line, with a message naming the argument).
  *
  * Build in the tree (make examples/simple) or against an installed pier:
  *   cc simple.c $(pkg-config --cflags --libs pier) -lpthread -o simple
@@ -429,30 +430,65 @@ static int run(pier_loop *loop, int udp, unsigned port, int selftest) {
   return rc;
 }
 
+/* A usage error: name the argument and what is wrong; exit status 2. */
+static void usage_error(const char *arg, const char *why) {
+  fprintf(stderr, "simple: %s: %s (simple --help lists the options)\n", arg,
+          why);
+  exit(2);
+}
+
+/* The value after option argv[*i]; a usage error when there is none. */
+static const char *value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) usage_error(argv[*i], "needs a value");
+  return argv[++*i];
+}
+
+/* S, the value of option OPT, as a whole number from LO to HI: digits
+   only (no sign, spaces or trailing text), else a usage error. */
+static long number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "simple: %s %s: expected a whole number from %ld to %ld\n",
+            opt, s, lo, hi);
+    exit(2);
+  }
+  return v;
+}
+
 static void usage(FILE *to) {
   fprintf(to,
     "usage: simple -p PORT [-u]\n"
     "       simple --selftest | --help\n"
-    "Echo server on 127.0.0.1:PORT with blocking calls: TCP with a thread "
-    "per\n"
-    "client, or with -u UDP (a recvfrom/sendto loop).  Try it with "
-    "simplec.\n"
+    "Echo server on 127.0.0.1 with blocking calls, until killed: TCP with a "
+    "thread\n"
+    "per client, or UDP (a recvfrom/sendto loop).  Try it with simplec.\n"
+    "  -p PORT     listen on PORT, 0 to 65535 (0: any free port); required\n"
+    "  -u          UDP; default TCP\n"
     "  --selftest  TCP, then UDP, each against a client thread of this "
     "process\n"
-    "PIER_BACKEND=name picks the provider.\n");
+    "  -h, --help  this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here).\n");
 }
 
 int main(int argc, char **argv) {
-  unsigned port = 0;
+  long port = -1; /* none given */
   int udp = 0, selftest = 0, rc, i;
   for (i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--help") == 0) { usage(stdout); return 0; }
-    if (strcmp(argv[i], "--selftest") == 0) selftest = 1;
-    else if (strcmp(argv[i], "-u") == 0) udp = 1;
-    else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
-    else { usage(stderr); return 2; }
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return 0;
+    }
+    if (strcmp(a, "--selftest") == 0) selftest = 1;
+    else if (strcmp(a, "-u") == 0) udp = 1;
+    else if (strcmp(a, "-p") == 0)
+      port = number(a, value(argc, argv, &i), 0, 65535);
+    else usage_error(a, "unknown option");
   }
-  if (!selftest && (port < 1 || port > 65535)) { usage(stderr); return 2; }
+  if (!selftest && port < 0) usage_error("-p PORT", "required");
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   /* A loop served by several threads: then every pier call may be made
@@ -473,7 +509,7 @@ int main(int argc, char **argv) {
     rc = run(loop, 0, 0, 1);      /* TCP */
     if (rc == 0) rc = run(loop, 1, 0, 1); /* then UDP */
   } else {
-    rc = run(loop, udp, port, 0); /* until killed */
+    rc = run(loop, udp, (unsigned)port, 0); /* until killed */
   }
 
   /* Run the loop: it returns once every close callback has run, and then

@@ -41,7 +41,8 @@
  *   simplec: 5 messages of 64 bytes echoed and verified
  *   simplec: selftest server echoed 320 bytes
  *   simplec: selftest ok
- * and exit status 0 (1 on any failure, with pier_strerror's text).
+ * and exit status 0 (1 on any failure, with pier_strerror's text; 2 for a
+ * bad command line, with a message naming the argument).
  *
  * Build in the tree (make examples/simplec) or against an installed pier:
  *   cc simplec.c $(pkg-config --cflags --libs pier) -lpthread -o simplec
@@ -91,6 +92,7 @@ static void sleep_ms(unsigned ms) {
 #endif
 
 #define MAX_LEN 65507      /* the largest UDP payload over IPv4 */
+#define MAX_COUNT 1000000  /* -n */
 #define UDP_WAIT_MS 1000   /* UDP: how long to wait for an echo */
 #define UDP_TRIES 3        /* UDP: sends of one message before giving up */
 #define WATCHDOG_MS 20000  /* the selftest must be done by then */
@@ -398,40 +400,75 @@ static int selftest(pier_loop *loop, int udp, const char *host, int count,
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
+/* A usage error: name the argument and what is wrong; exit status 2. */
+static void usage_error(const char *arg, const char *why) {
+  fprintf(stderr, "simplec: %s: %s (simplec --help lists the options)\n", arg,
+          why);
+  exit(2);
+}
+
+/* The value after option argv[*i]; a usage error when there is none. */
+static const char *value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) usage_error(argv[*i], "needs a value");
+  return argv[++*i];
+}
+
+/* S, the value of option OPT, as a whole number from LO to HI: digits
+   only (no sign, spaces or trailing text), else a usage error. */
+static long number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "simplec: %s %s: expected a whole number from %ld to %ld\n",
+            opt, s, lo, hi);
+    exit(2);
+  }
+  return v;
+}
+
 static void usage(FILE *to) {
   fprintf(to,
     "usage: simplec -h HOST -p PORT [-u] [-n COUNT] [-l LENGTH]\n"
     "       simplec --selftest | --help\n"
-    "Client of simple: send COUNT messages (default 5) of LENGTH bytes "
-    "(default 64)\n"
-    "to HOST (a name or a numeric address) port PORT over TCP, or UDP with "
-    "-u,\n"
-    "and check every echo.\n"
+    "Client of simple: send COUNT messages of LENGTH bytes to HOST:PORT and "
+    "check\n"
+    "every echo.\n"
+    "  -h HOST     the server's name or numeric address; required\n"
+    "  -p PORT     the server's port, 1 to 65535; required\n"
+    "  -u          UDP; default TCP\n"
+    "  -n COUNT    messages, 1 to %d; default 5\n"
+    "  -l LENGTH   bytes per message, 1 to %d; default 64\n"
     "  --selftest  TCP to localhost, then UDP to 127.0.0.1, against a "
     "server thread\n"
-    "PIER_BACKEND=name picks the provider.\n");
+    "  --help      this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here).\n",
+    MAX_COUNT, MAX_LEN);
 }
 
 int main(int argc, char **argv) {
   const char *host = NULL;
-  unsigned port = 0;
+  unsigned port = 0; /* none given */
   int count = 5, udp = 0, test = 0, rc;
   long len = 64;
+  /* -h is the host, as in the Winsock sample: only --help for help. */
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--help") == 0) { usage(stdout); return 0; }
-    if (strcmp(argv[i], "--selftest") == 0) test = 1;
-    else if (strcmp(argv[i], "-u") == 0) udp = 1;
-    else if (strcmp(argv[i], "-h") == 0 && i + 1 < argc) host = argv[++i];
-    else if (strcmp(argv[i], "-p") == 0 && i + 1 < argc) port = (unsigned)atoi(argv[++i]);
-    else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) count = atoi(argv[++i]);
-    else if (strcmp(argv[i], "-l") == 0 && i + 1 < argc) len = atol(argv[++i]);
-    else { usage(stderr); return 2; }
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0) { usage(stdout); return 0; }
+    if (strcmp(a, "--selftest") == 0) test = 1;
+    else if (strcmp(a, "-u") == 0) udp = 1;
+    else if (strcmp(a, "-h") == 0) host = value(argc, argv, &i);
+    else if (strcmp(a, "-p") == 0)
+      port = (unsigned)number(a, value(argc, argv, &i), 1, 65535);
+    else if (strcmp(a, "-n") == 0)
+      count = (int)number(a, value(argc, argv, &i), 1, MAX_COUNT);
+    else if (strcmp(a, "-l") == 0)
+      len = number(a, value(argc, argv, &i), 1, MAX_LEN);
+    else usage_error(a, "unknown option");
   }
-  if (len < 1 || len > MAX_LEN || count < 0 ||
-      (!test && (host == NULL || port < 1 || port > 65535))) {
-    usage(stderr);
-    return 2;
-  }
+  if (!test && host == NULL) usage_error("-h HOST", "required");
+  if (!test && port == 0) usage_error("-p PORT", "required");
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   /* Several threads on the loop: every pier call may then come from any

@@ -38,6 +38,8 @@
  *   tls-echo --selftest
  *       a server and a client in this process, with a throwaway key and
  *       certificate made in memory: 1 MiB echoed and verified.
+ *   tls-echo --help
+ *       the options, their ranges and defaults (-h is the host here)
  *   PIER_BACKEND=name picks the provider.
  *
  *   A certificate to try it with (valid for localhost and 127.0.0.1):
@@ -60,12 +62,18 @@
  *   tls-echo: selftest: 1048576 bytes echoed and verified: ok
  * (and on standard error, where the client always reports:
  *   tls-echo: connected, TLSv1.3 TLS_AES_256_GCM_SHA384, server CN=localhost)
- * and exit status 0 (1 on any failure).
+ * and exit status 0 (1 on any failure; 2 for a bad command line, with a
+ * message naming the argument).
  *
  * Build in the tree (make examples/tls-echo) or against an installed pier:
  *   cc tls-echo.c $(pkg-config --cflags --libs pier libssl) -lpthread \
  *     -o tls-echo
  */
+/* getnameinfo and struct addrinfo's fields are POSIX: ask for them even
+   under a strict -std=c99. */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#  define _POSIX_C_SOURCE 200112L
+#endif
 #include <pier.h>
 #include <pier/tls.h>
 
@@ -630,17 +638,57 @@ static int selftest(pier_loop *loop) {
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
+/* A usage error: name the argument and what is wrong; exit status 2. */
+static void usage_error(const char *arg, const char *why) {
+  fprintf(stderr, "tls-echo: %s: %s (tls-echo --help lists the options)\n", arg,
+          why);
+  exit(2);
+}
+
+/* The value after option argv[*i]; a usage error when there is none. */
+static const char *value(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) usage_error(argv[*i], "needs a value");
+  return argv[++*i];
+}
+
+/* S, the value of option OPT, as a whole number from LO to HI: digits
+   only (no sign, spaces or trailing text), else a usage error. */
+static long number(const char *opt, const char *s, long lo, long hi) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s < '0' || *s > '9' || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "tls-echo: %s %s: expected a whole number from %ld to %ld\n",
+            opt, s, lo, hi);
+    exit(2);
+  }
+  return v;
+}
+
 static void usage(FILE *to) {
   fprintf(to,
     "usage: tls-echo server -p PORT --cert FILE --key FILE [-h ADDRESS]\n"
     "       tls-echo client -h HOST -p PORT [--ca FILE] [--servername NAME]\n"
     "       tls-echo --selftest | --help\n"
-    "  server  echo over TLS on ADDRESS:PORT (default 127.0.0.1) until stopped\n"
-    "  client  send standard input, write the echo to standard output;\n"
-    "          the server is verified against FILE (default: the system's\n"
-    "          store) and must be NAME (default: HOST)\n");
+    "server: an echo over TLS, until stopped.\n"
+    "  -p PORT            the port to listen on, 1 to 65535; required\n"
+    "  --cert FILE        the certificate (PEM); required\n"
+    "  --key FILE         its private key (PEM); required\n"
+    "  -h ADDRESS         the address to listen on; default 127.0.0.1\n"
+    "client: send standard input, write the echo to standard output.\n"
+    "  -h HOST            the server's name or address; required\n"
+    "  -p PORT            the server's port, 1 to 65535; required\n"
+    "  --ca FILE          the CAs to verify the server with (PEM); default: "
+    "the\n"
+    "                     system's store\n"
+    "  --servername NAME  the name the certificate must carry; default: "
+    "HOST\n"
+    "  --selftest         a server and a client in this process, 1 MiB "
+    "echoed\n"
+    "  --help             this text\n"
+    "Environment: PIER_BACKEND=NAME picks the provider (libevent on POSIX, "
+    "iocp on\n"
+    "Windows; default: the first one that works here).\n");
 }
-
 /* The first address of host:port (pier_resolve, blocking form). */
 static int resolve(pier_loop *loop, const char *host, const char *port,
                    struct sockaddr_storage *out, size_t *len) {
@@ -661,27 +709,34 @@ static int resolve(pier_loop *loop, const char *host, const char *port,
 }
 
 int main(int argc, char **argv) {
-  const char *mode = NULL, *host = NULL, *port = NULL, *cert = NULL,
-             *key = NULL, *ca = NULL, *name = NULL;
+  const char *mode = NULL, *host = NULL, *cert = NULL, *key = NULL,
+             *ca = NULL, *name = NULL;
+  char port[8] = ""; /* checked, then given to pier_resolve as text */
   int self = 0, rc;
+  /* -h is the host (or address): only --help for help. */
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    const char *a = argv[i];
+    if (strcmp(a, "--help") == 0) { usage(stdout); return 0; }
     if (strcmp(a, "--selftest") == 0) self = 1;
-    else if (strcmp(a, "--help") == 0) { usage(stdout); return 0; }
-    else if (!mode && (strcmp(a, "server") == 0 || strcmp(a, "client") == 0)) mode = a;
-    else if (v && strcmp(a, "-h") == 0) host = argv[++i];
-    else if (v && strcmp(a, "-p") == 0) port = argv[++i];
-    else if (v && strcmp(a, "--cert") == 0) cert = argv[++i];
-    else if (v && strcmp(a, "--key") == 0) key = argv[++i];
-    else if (v && strcmp(a, "--ca") == 0) ca = argv[++i];
-    else if (v && strcmp(a, "--servername") == 0) name = argv[++i];
-    else { usage(stderr); return 2; }
+    else if (!mode && (strcmp(a, "server") == 0 || strcmp(a, "client") == 0))
+      mode = a;
+    else if (strcmp(a, "-h") == 0) host = value(argc, argv, &i);
+    else if (strcmp(a, "-p") == 0)
+      snprintf(port, sizeof port, "%ld",
+               number(a, value(argc, argv, &i), 1, 65535));
+    else if (strcmp(a, "--cert") == 0) cert = value(argc, argv, &i);
+    else if (strcmp(a, "--key") == 0) key = value(argc, argv, &i);
+    else if (strcmp(a, "--ca") == 0) ca = value(argc, argv, &i);
+    else if (strcmp(a, "--servername") == 0) name = value(argc, argv, &i);
+    else usage_error(a, "unknown option");
   }
   int server = mode && strcmp(mode, "server") == 0;
-  if (!self && (!mode || !port || (server && (!cert || !key)) ||
-                (!server && !host))) {
-    usage(stderr);
-    return 2;
+  if (!self) {
+    if (!mode) usage_error("server, client or --selftest", "required");
+    if (!port[0]) usage_error("-p PORT", "required");
+    if (server && !cert) usage_error("--cert FILE", "required");
+    if (server && !key) usage_error("--key FILE", "required");
+    if (!server && !host) usage_error("-h HOST", "required");
   }
   setvbuf(stdout, NULL, _IOLBF, 0);
   /* A server reports the clients dropped during their handshake. */
