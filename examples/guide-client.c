@@ -72,10 +72,12 @@ static void on_client_closed(pier_socket *s) {
   pier_timer_stop(&c->deadline);    /* done in time: nothing else left */
 }
 
+/* Too late: cancel what is pending; its callback closes the socket. */
 static void on_deadline(pier_timer *t) {
   struct client *c = t->data;
   fprintf(stderr, "no echo after %d ms, giving up\n", DEADLINE_MS);
-  pier_close(c->sock, NULL);        /* its pending op: PIER_ECANCELED */
+  if (pier_cancel(&c->op) != 0)     /* PIER_ENOENT: not pending, so */
+    pier_cancel(&c->resolve_op);    /* it is the name lookup */
 }
 /* guide: end */
 
@@ -191,7 +193,8 @@ static int run_overlapped(struct client *c, const char *host,
 
 /* guide: blocking */
 /* The same exchange with blocking calls: no callbacks, no loop running.
-   Each call returns when it is done, its results in op. */
+   Each call returns when it is done, its results in op; pier_poll bounds
+   the wait for the echo. */
 static int run_blocking(struct client *c) {
   pier_socket *s;
   pier_op op;
@@ -205,6 +208,14 @@ static int run_blocking(struct client *c) {
   for (i = 0; i < 3; i++)
     out[i] = pier_buf_init((void *)c->msg[i], strlen(c->msg[i]));
   if (rc == 0) rc = pier_send(s, &op, out, 3, 0, NULL);
+  if (rc == 0) {                    /* wait for the echo, not for ever */
+    pier_pollfd pfd;
+    pfd.socket = s;
+    pfd.events = PIER_POLLIN;
+    pfd.revents = 0;
+    rc = pier_poll(&pfd, 1, DEADLINE_MS);   /* sockets ready, or 0 */
+    rc = rc > 0 ? 0 : rc == 0 ? PIER_ETIMEDOUT : rc;
+  }
   in = pier_buf_init(c->echo, c->len);
   if (rc == 0) rc = pier_recv(s, &op, &in, 1, PIER_MSG_WAITALL, NULL);
   if (rc == 0) {
