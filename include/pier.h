@@ -859,6 +859,7 @@ void pier_op_init(pier_op *op);
  * completes with PIER_ETRYAGAIN; the request stays at the head of the
  * queue and no accept completes until pier_accept() is called again, when
  * the same request is presented first.
+ * Rules: starting operations, above.
  * Errors: PIER_EINVAL (NULL listener or op, not listening; a listener
  * that takes pier_accept_first only), PIER_EBUSY (op is pending),
  * PIER_EBADF (the listener is closing), PIER_EOPNOTSUPP
@@ -888,6 +889,7 @@ int pier_accept(pier_socket *listener, pier_op *op, pier_condition_fn cond,
  * A refused connection completes with PIER_ECONNREFUSED, a rejection by
  * a pier listener's condition function with PIER_EREFUSED where the
  * protocol can tell them apart.
+ * Rules: starting operations, above.
  * Errors: PIER_EINVAL (NULL s, op or addr, a bad addrlen, a listening
  * socket), PIER_EBUSY (op is pending), PIER_EBADF (s is closing),
  * PIER_EOPNOTSUPP (cdata on a protocol without PIER_CAP_CONNECT_DATA),
@@ -960,6 +962,7 @@ int pier_connect_first(pier_socket *s, pier_op *op, const struct sockaddr *addr,
  * flags: PIER_MSG_PEEK, PIER_MSG_OOB, PIER_MSG_WAITALL.  Completes with
  * bytes > 0, or bytes == 0 and status 0 at the end of the stream.
  * op->flags reports PIER_MSG_PARTIAL / PIER_MSG_TRUNC / PIER_MSG_OOB.
+ * Rules: starting operations, above.
  * Errors: PIER_EINVAL (NULL s, op or bufs, nbufs 0, unknown flags),
  * PIER_EBUSY (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN
  * (a listening socket), PIER_EOPNOTSUPP (PIER_MSG_WAITALL on a datagram
@@ -984,6 +987,7 @@ int pier_recv(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
  * *from (caller-owned, valid until completion; may be NULL) and its
  * length in op->addrlen.  A datagram larger than the buffers completes
  * with status 0, the buffers full and PIER_MSG_TRUNC set.
+ * Rules: starting operations, above.
  * Errors: PIER_EINVAL (NULL s, op or bufs, nbufs 0, unknown flags),
  * PIER_EBUSY (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN
  * (a listening socket), PIER_EOPNOTSUPP (PIER_MSG_WAITALL on a datagram
@@ -1003,6 +1007,7 @@ int pier_recvfrom(pier_socket *s, pier_op *op, const pier_buf *bufs,
  * pier_send - send nbufs buffers in order (gather).  Completes when every
  * byte has been accepted by the transport; a partial send is never
  * reported, the rest is sent by pier.  flags: PIER_MSG_OOB.
+ * Rules: starting operations, above.
  * Errors: PIER_EINVAL (NULL s, op or bufs, nbufs 0, unknown flags),
  * PIER_EBUSY (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN
  * (a listening socket), PIER_EOPNOTSUPP (PIER_MSG_WAITALL on a datagram
@@ -1024,6 +1029,7 @@ int pier_send(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
 /*
  * pier_sendto - pier_send of one datagram to addr (connectionless
  * protocols).
+ * Rules: starting operations, above.
  * Errors: PIER_EINVAL (NULL s, op or bufs, nbufs 0, unknown flags, NULL
  * addr or a bad addrlen),
  * PIER_EBUSY (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN
@@ -1052,6 +1058,7 @@ int pier_sendto(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
  * nothing done) and it is a shutdown of sends that also ends a layer's
  * session (a TLS close_notify).  data is copied.  Receives go on working
  * until the peer closes too.
+ * Rules: starting operations, above.
  * Errors: PIER_EINVAL (NULL s or op, NULL data with len > 0), PIER_EBUSY
  * (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN (a listening
  * socket), PIER_EOPNOTSUPP (connectionless, or data the protocol cannot

@@ -67,8 +67,8 @@ extern "C" {
   XX(ETLS_VERIFY,  43, "TLS peer certificate verification failed")          \
   XX(ETLS_PROTOCOL, 44, "TLS protocol error")
 
-/* pier_errno - the codes themselves: PIER_EINVAL == -1, and so on; their
-   messages are those of PIER_ERRNO_MAP (pier_strerror). */
+/* pier_errno - the error codes, negative numbers (PIER_EINVAL == -1, and
+   so on) with the messages of PIER_ERRNO_MAP (pier_strerror). */
 enum pier_errno {
 #define PIER__ERRNO_ENUM(name, num, msg) PIER_##name = -(num),
   PIER_ERRNO_MAP(PIER__ERRNO_ENUM)
