@@ -11,7 +11,10 @@
 #   - the main calls have an EXAMPLE too;
 #   - every PIER_E* code under ERRORS is one of <pier/errno.h>;
 #   - pier(7) and pier_tls(3) exist;
-#   - every page renders with groff -man -Tutf8 -ww without a warning.
+#   - every page renders with groff -man -Tutf8 -ww without a warning;
+#   - man finds them by name: MANPATH=doc/man man -w pier_accept, pier;
+#   - the HTML reference (doc/api/html) has every header, tls.h too, and
+#     the guide, semantics, providers and protocol documents as pages.
 # Skipped (exit 77) when the build has no man pages (configure
 # --disable-doc, or no doxygen/perl).
 # Environment: top_builddir, top_srcdir (set by make check; default .),
@@ -107,4 +110,27 @@ if command -v groff >/dev/null 2>&1; then
 else
   echo "manpages: no groff, rendering not checked"
 fi
+# --- man finds them -------------------------------------------------------------
+if command -v man >/dev/null 2>&1; then
+  for name in pier_accept pier_tls pier; do
+    w=$(MANPATH="$top_builddir/doc/man" man -w "$name" 2>/dev/null)
+    case $w in
+      */doc/man/man[37]/"$name".[37]) ;;
+      *) bad "man -w $name with MANPATH=doc/man finds '${w:-nothing}'" ;;
+    esac
+  done
+  echo "manpages: man finds pier_accept(3), pier_tls(3) and pier(7) by name"
+else
+  echo "manpages: no man, lookup by name not checked"
+fi
+
+# --- the HTML reference ---------------------------------------------------------
+html=$top_builddir/doc/api/html
+for page in pier_8h errno_8h tls_8h spi_8h md_guide md_semantics \
+            md_providers md_protocol index; do
+  [ -f "$html/$page.html" ] || bad "the HTML reference has no $page.html"
+done
+grep -q 'href="md_guide.html"' "$html/index.html" 2>/dev/null ||
+  bad "the HTML main page does not link the guide"
+echo "manpages: the HTML reference has the four headers and the four documents"
 exit $fail
