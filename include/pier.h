@@ -1359,7 +1359,8 @@ int pier_socket_from_share(pier_loop *loop, const pier_share *sh,
  * for a share made for another process) or one of the errors below.
  * After PIER_ETIMEDOUT or PIER_ECONNRESET the target may or may not have
  * its copy, and the channel is out of step: close it.
- * Errors: PIER_EINVAL (NULL s, an invalid channel, pid 0), PIER_EBADF
+ * Errors: PIER_EINVAL (NULL s, PIER_INVALID_SOCKET as channel, pid 0,
+ * timeout_ms below -1), PIER_EBADF
  * (s is closing), PIER_EOPNOTSUPP (POSIX: the channel is not AF_UNIX; a
  * layered socket), PIER_ETIMEDOUT (no answer within timeout_ms),
  * PIER_ECONNRESET (the channel closed before the answer), PIER_EPIPE (the
@@ -1376,11 +1377,15 @@ int pier_share_send(pier_os_socket channel, pier_socket *s, unsigned long pid,
  * On success the caller owns *out.  timeout_ms bounds the wait (-1: no
  * limit).  Descriptors that arrive with a refused share are closed;
  * nothing is left behind.
- * Errors: those of pier_socket_from_share (PIER_EINVAL, PIER_ESHUTDOWN,
- * PIER_EOPNOTSUPP, PIER_EACCES, PIER_ENOENT, PIER_EBADF,
- * PIER_EAFNOSUPPORT, PIER_EMFILE, PIER_ENOMEM), and PIER_ETIMEDOUT
- * (nothing came in time), PIER_ECONNRESET (the channel closed early),
- * PIER_EPROTO (POSIX: a share arrived with no descriptor).
+ * Errors: PIER_EINVAL (NULL loop or out, PIER_INVALID_SOCKET as channel,
+ * unknown flags, timeout_ms below -1; a share that is no pier_share or
+ * was made for another process), PIER_ESHUTDOWN (the loop is closed),
+ * PIER_EOPNOTSUPP (POSIX without pidfd_getfd, where the share carries no
+ * descriptor), PIER_EACCES (the OS refuses the copy), PIER_ENOENT (the
+ * source process has exited), PIER_EBADF (the source closed the socket),
+ * PIER_EAFNOSUPPORT (no catalog entry for the socket's kind here),
+ * PIER_EMFILE, PIER_ENOMEM, PIER_ETIMEDOUT (nothing came in time), PIER_ECONNRESET (the channel
+ * closed early), PIER_EPROTO (POSIX: a share arrived with no descriptor).
  * Threads: any thread; blocks the calling thread until a share comes.
  */
 int pier_share_recv(pier_loop *loop, pier_os_socket channel, unsigned flags,
