@@ -1384,8 +1384,9 @@ int pier_share_send(pier_os_socket channel, pier_socket *s, unsigned long pid,
  * descriptor), PIER_EACCES (the OS refuses the copy), PIER_ENOENT (the
  * source process has exited), PIER_EBADF (the source closed the socket),
  * PIER_EAFNOSUPPORT (no catalog entry for the socket's kind here),
- * PIER_EMFILE, PIER_ENOMEM, PIER_ETIMEDOUT (nothing came in time), PIER_ECONNRESET (the channel
- * closed early), PIER_EPROTO (POSIX: a share arrived with no descriptor).
+ * PIER_EMFILE, PIER_ENOMEM, PIER_ETIMEDOUT (nothing came in time),
+ * PIER_ECONNRESET (the channel closed early), PIER_EPROTO (POSIX: a share
+ * arrived with no descriptor).
  * Threads: any thread; blocks the calling thread until a share comes.
  */
 int pier_share_recv(pier_loop *loop, pier_os_socket channel, unsigned flags,
