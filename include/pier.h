@@ -69,12 +69,23 @@ extern "C" {
 #define PIER_VERSION_HEX \
   ((PIER_VERSION_MAJOR << 16) | (PIER_VERSION_MINOR << 8) | PIER_VERSION_PATCH)
 
-/* pier_version - PIER_VERSION_HEX of the library actually linked. */
+/*
+ * pier_version - PIER_VERSION_HEX of the library actually linked, to
+ * compare with the PIER_VERSION_HEX the program was compiled with.
+ * Errors: none.
+ * Threads: any thread.
+ */
 unsigned pier_version(void);
-/* pier_version_string - "major.minor.patch", static. */
+/*
+ * pier_version_string - "major.minor.patch" of the library linked; a
+ * static string.
+ * Errors: none.
+ * Threads: any thread.
+ */
 const char *pier_version_string(void);
 
-/* The OS socket handle: a file descriptor on POSIX, a SOCKET on Windows. */
+/* pier_os_socket - the OS socket handle: a file descriptor on POSIX, a
+   SOCKET on Windows; PIER_INVALID_SOCKET is none. */
 #ifdef _WIN32
 typedef SOCKET pier_os_socket;
 #  define PIER_INVALID_SOCKET INVALID_SOCKET
@@ -84,9 +95,9 @@ typedef int pier_os_socket;
 #endif
 
 /*
- * One element of a scatter/gather array.  Laid out like the platform's own
- * (struct iovec on POSIX, WSABUF on Windows) so providers hand arrays to the
- * OS without copying.  Build one with pier_buf_init().
+ * pier_buf - one element of a scatter/gather array.  Laid out like the
+ * platform's own (struct iovec on POSIX, WSABUF on Windows) so providers
+ * hand arrays to the OS without copying.  Build one with pier_buf_init().
  */
 #ifdef _WIN32
 typedef struct pier_buf { unsigned long len; char *base; } pier_buf;
@@ -94,7 +105,12 @@ typedef struct pier_buf { unsigned long len; char *base; } pier_buf;
 typedef struct pier_buf { char *base; size_t len; } pier_buf;
 #endif
 
-/* pier_buf_init - a pier_buf for len bytes at base. */
+/*
+ * pier_buf_init - a pier_buf for len bytes at base (an inline function).
+ * The memory stays the caller's.
+ * Errors: none.
+ * Threads: any thread.
+ */
 static inline pier_buf pier_buf_init(void *base, size_t len) {
   pier_buf b;
   b.base = (char *)base;
@@ -102,6 +118,12 @@ static inline pier_buf pier_buf_init(void *base, size_t len) {
   return b;
 }
 
+/*
+ * pier_loop / pier_socket - opaque handles: a loop (pier_loop_new), where
+ * completions are delivered, and a socket (pier_socket_open) of a loop.
+ * pier_op and pier_timer are declared here and defined below: the caller
+ * allocates them.
+ */
 typedef struct pier_loop pier_loop;
 typedef struct pier_socket pier_socket;
 typedef struct pier_op pier_op;
@@ -111,7 +133,8 @@ typedef struct pier_timer pier_timer;
 /* 2. process-wide settings                                            */
 /* ------------------------------------------------------------------ */
 
-/* The allocator every pier allocation goes through. */
+/* pier_allocator - the allocator every pier allocation goes through
+   (pier_set_allocator). */
 typedef struct pier_allocator {
   void *(*malloc_fn)(size_t size);
   void *(*realloc_fn)(void *ptr, size_t size);
@@ -121,18 +144,27 @@ typedef struct pier_allocator {
 
 /*
  * pier_set_allocator - replace the allocator; NULL restores malloc & co.
- * All four functions must be set.  Returns PIER_EBUSY while any loop
- * exists (memory from one allocator must go back to the same one),
- * PIER_EINVAL for a partial table.  The table is copied.
+ * All four functions must be set.  The table is copied.
+ * Errors: PIER_EBUSY (a loop exists: memory from one allocator must go
+ * back to the same one), PIER_EINVAL (a function of the table is NULL).
+ * Threads: any thread, while no loop exists.
  */
 int pier_set_allocator(const pier_allocator *a);
 
+/*
+ * pier_log_level / pier_log_fn - the levels of pier's diagnostics, and
+ * the hook that receives them (pier_set_log): level, a message without a
+ * newline (valid during the call), and the ctx given to pier_set_log.
+ */
 enum pier_log_level { PIER_LOG_ERROR = 0, PIER_LOG_WARN, PIER_LOG_INFO, PIER_LOG_DEBUG };
 typedef void (*pier_log_fn)(int level, const char *message, void *ctx);
+
 /*
  * pier_set_log - pier prints nothing; it hands diagnostics to fn instead
- * (NULL: discard them, the default).  fn may be called from any thread
- * that runs pier code.
+ * (NULL: discard them, the default).
+ * Errors: none.
+ * Threads: any thread; fn may be called from any thread that runs pier
+ * code, so it must be thread-safe.
  */
 void pier_set_log(pier_log_fn fn, void *ctx);
 
@@ -140,6 +172,8 @@ void pier_set_log(pier_log_fn fn, void *ctx);
 /* 3. loops                                                            */
 /* ------------------------------------------------------------------ */
 
+/* pier_loop_options - how pier_loop_new makes a loop; zero it, then set
+   size to sizeof(pier_loop_options). */
 typedef struct pier_loop_options {
   size_t size;          /* sizeof(pier_loop_options): lets the struct grow */
   const char *provider; /* provider name; NULL: $PIER_BACKEND, else the
@@ -164,10 +198,14 @@ typedef struct pier_loop_options {
  * never runs concurrently with itself.  Every call on sockets, timers and
  * the loop may then be made from any thread.
  *
- * Returns 0 and *out, or PIER_ENOPROVIDER (the named provider is unknown
- * or unusable here), PIER_EINVAL (threads > PIER_LOOP_MAX_THREADS),
- * PIER_ENOMEM, or an OS error from the provider.
- * The caller owns the loop and releases it with pier_loop_free().
+ * Returns 0 and *out; the caller owns the loop and releases it with
+ * pier_loop_free().
+ * Errors: PIER_ENOPROVIDER (the named provider, or $PIER_BACKEND's, is
+ * unknown or unusable here), PIER_EINVAL (NULL out, opts->size too
+ * small, threads > PIER_LOOP_MAX_THREADS), PIER_ENOMEM, PIER_EMFILE (no
+ * descriptor for the provider's wake-up), PIER_EUNKNOWN (another OS
+ * error from the provider).
+ * Threads: any thread.
  */
 int pier_loop_new(const pier_loop_options *opts, pier_loop **out);
 
@@ -175,17 +213,24 @@ int pier_loop_new(const pier_loop_options *opts, pier_loop **out);
  * pier_loop_close - refuse new sockets, timers and posts from now on
  * (PIER_ESHUTDOWN); sockets already open can still be used and closed, and
  * pier_loop_run() still runs so their close callbacks can complete.
- * Idempotent.  Any thread.
+ * Idempotent.
+ * Errors: PIER_EINVAL (NULL loop).
+ * Threads: any thread.
  */
 int pier_loop_close(pier_loop *loop);
 
 /*
- * pier_loop_free - release the loop.  Returns PIER_EBUSY, and frees
- * nothing, while sockets are open or closing, timers are active, or posts
- * are undelivered; run the loop until their callbacks have run first.
+ * pier_loop_free - release the loop, and the process-wide state with the
+ * last loop.  Nothing is freed while sockets are open or closing, timers
+ * are active, or posts are undelivered: close them and run the loop until
+ * their callbacks have run first.
+ * Errors: PIER_EINVAL (NULL loop), PIER_EBUSY (sockets, timers or posts
+ * left; nothing was freed).
+ * Threads: any thread, while no thread runs the loop.
  */
 int pier_loop_free(pier_loop *loop);
 
+/* pier_run_mode - how long pier_loop_run runs. */
 typedef enum pier_run_mode {
   PIER_RUN_DEFAULT = 0, /* until pier_loop_stop() or nothing is alive */
   PIER_RUN_ONCE,        /* wait for at least one event, process, return */
@@ -196,34 +241,60 @@ typedef enum pier_run_mode {
  * pier_loop_run - wait for I/O, timers and posts and run their callbacks.
  * The loop is alive while operations are pending, timers active, sockets
  * closing, posts undelivered, or pier_loop_ref() references held.
- * Returns 1 if the loop is still alive, 0 if not, PIER_EBUSY when called
- * from inside one of its own callbacks or, on a loop created with one
- * thread, while another thread runs it; PIER_EINVAL for a bad mode.
+ * pier_event_select() keeps nothing alive: hold pier_loop_ref() while
+ * waiting for network events alone.
+ * Returns 1 if the loop is still alive, 0 if not.
+ * Errors: PIER_EINVAL (NULL loop, unknown mode), PIER_EBUSY (called from
+ * inside one of the loop's own callbacks, or, on a loop created with one
+ * thread, while another thread runs it).
+ * Threads: the thread that owns the loop; on a loop created with several
+ * threads, any number of threads at once.
  */
 int pier_loop_run(pier_loop *loop, pier_run_mode mode);
 
 /*
  * pier_loop_stop - make pier_loop_run() return after the current
  * iteration, even while the loop is alive.  Called while the loop is not
- * running, it makes the next pier_loop_run() return at once.  Any thread.
+ * running, it makes the next pier_loop_run() return at once.
+ * Errors: PIER_EINVAL (NULL loop).
+ * Threads: any thread.
  */
 int pier_loop_stop(pier_loop *loop);
 
 /*
  * pier_loop_ref / pier_loop_unref - hold the loop alive with nothing else
- * pending (a server waiting for pier_loop_post() from workers).  Counted.
- * Any thread.  unref without ref returns PIER_EINVAL.
+ * pending (a server waiting for pier_loop_post() from workers, a socket
+ * waiting for pier_event_select() events).  Counted.
+ * Errors: PIER_EINVAL (NULL loop; unref without a ref).
+ * Threads: any thread.
  */
 int pier_loop_ref(pier_loop *loop);
 int pier_loop_unref(pier_loop *loop);
 
-/* pier_loop_backend - name of the provider the loop runs on; static. */
+/*
+ * pier_loop_backend - the name of the provider the loop runs on
+ * ("libevent", "iocp"); a static string, NULL for a NULL loop.
+ * Errors: none.
+ * Threads: any thread.
+ */
 const char *pier_loop_backend(const pier_loop *loop);
 
-/* pier_loop_now - the loop's cached monotonic clock, in milliseconds. */
+/*
+ * pier_loop_now - the loop's cached monotonic clock, in milliseconds,
+ * updated once per loop iteration (timers count from it).  0 for NULL.
+ * Errors: none.
+ * Threads: any thread.
+ */
 uint64_t pier_loop_now(const pier_loop *loop);
 
-/* pier_loop_set_data / pier_loop_get_data - one pointer for the app. */
+/*
+ * pier_loop_set_data / pier_loop_get_data - one pointer for the
+ * application, kept with the loop (NULL at first; get returns NULL for a
+ * NULL loop, set ignores one).
+ * Errors: none.
+ * Threads: any thread; pier does not order a set with gets in other
+ * threads.
+ */
 void pier_loop_set_data(pier_loop *loop, void *data);
 void *pier_loop_get_data(const pier_loop *loop);
 
@@ -231,24 +302,31 @@ void *pier_loop_get_data(const pier_loop *loop);
  * pier_providers - names of the providers compiled in (and registered),
  * in priority order.  Fills up to cap names (static strings) into names,
  * which may be NULL when cap is 0, and returns the total count.
+ * Errors: none.
+ * Threads: any thread.
  */
 size_t pier_providers(const char **names, size_t cap);
 
-/* Callback of an operation: op->status equals status. */
+/* pier_op_cb - the callback of an operation: op->status equals status.
+   The op is idle again when it runs, and may be reused from it. */
 typedef void (*pier_op_cb)(pier_op *op, int status);
 
 /*
  * pier_loop_post - the PostQueuedCompletionStatus of pier: queue op so
- * that cb(op, 0) runs on the loop's thread.  Any thread; allocates nothing.
- * op->data carries the payload.  Returns PIER_EBUSY if op is pending,
- * PIER_ESHUTDOWN after pier_loop_close(), PIER_EINVAL for NULL arguments.
+ * that cb(op, 0) runs on the loop's thread.  Allocates nothing; op->data
+ * carries the payload.  A post keeps the loop alive until delivered.
+ * Errors: PIER_EINVAL (NULL loop, op or cb), PIER_EBUSY (op is pending),
+ * PIER_ESHUTDOWN (after pier_loop_close()).
+ * Threads: any thread.
  */
 int pier_loop_post(pier_loop *loop, pier_op *op, pier_op_cb cb);
 
 /* --- timers --- */
+/* pier_timer_cb - a timer's callback (pier_timer_start). */
 typedef void (*pier_timer_cb)(pier_timer *timer);
 
-/* Caller-owned timer; fields named pier__* are private. */
+/* pier_timer - a caller-owned timer (pier_timer_init); data is the
+   application's, fields named pier__* are private. */
 struct pier_timer {
   void *data; /* the application's */
   struct {
@@ -259,28 +337,43 @@ struct pier_timer {
   } pier__t;
 };
 
-/* pier_timer_init - bind an inactive timer to a loop; call once first. */
+/*
+ * pier_timer_init - bind an inactive timer to a loop; call once first.
+ * Errors: PIER_EINVAL (NULL loop or timer).
+ */
 int pier_timer_init(pier_loop *loop, pier_timer *timer);
 
 /*
  * pier_timer_start - fire cb after timeout_ms, then every repeat_ms if
  * repeat_ms > 0.  Restarts an active timer.  Timers due at the same time
- * fire in the order they were started.  PIER_ESHUTDOWN on a closed loop.
+ * fire in the order they were started.  An active timer keeps the loop
+ * alive: stop a repeating one where the work it serves ends.
+ * Errors: PIER_EINVAL (NULL timer or cb, a timer never initialised),
+ * PIER_ESHUTDOWN (the loop is closed), PIER_ENOMEM.
  */
 int pier_timer_start(pier_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms,
                      pier_timer_cb cb);
 
-/* pier_timer_stop - stop a timer; stopping an inactive one is a no-op. */
+/*
+ * pier_timer_stop - stop a timer; its callback will not run (again).
+ * Stopping an inactive one is a no-op.  The timer may be started again.
+ * Errors: PIER_EINVAL (NULL timer, a timer never initialised).
+ */
 int pier_timer_stop(pier_timer *timer);
 
-/* pier_timer_active - 1 if the timer is started and not yet stopped. */
+/*
+ * pier_timer_active - 1 if the timer is started and not yet stopped (a
+ * one-shot timer that has fired is not), else 0.
+ * Errors: none.
+ */
 int pier_timer_active(const pier_timer *timer);
 
 /* ------------------------------------------------------------------ */
 /* 4. the protocol catalog                                             */
 /* ------------------------------------------------------------------ */
 
-/* Capability flags of a protocol entry (WSAPROTOCOL_INFO's XP1_*). */
+/* pier_protocol_caps - capability flags of a protocol entry
+   (WSAPROTOCOL_INFO's XP1_*). */
 enum pier_protocol_caps {
   PIER_CAP_STREAM          = 1u << 0,  /* byte stream */
   PIER_CAP_MESSAGE         = 1u << 1,  /* message boundaries kept */
@@ -295,6 +388,8 @@ enum pier_protocol_caps {
   PIER_CAP_BROADCAST       = 1u << 10  /* broadcast datagrams */
 };
 
+/* pier_protocol_info - an entry of the protocol catalog (pier_protocols,
+   pier_protocol_find); entries are static. */
 typedef struct pier_protocol_info {
   const char *name;        /* "tcp4", "tcp6", "udp4", "udp6", "local" */
   const char *description; /* one line for people */
@@ -307,17 +402,30 @@ typedef struct pier_protocol_info {
 
 /*
  * pier_protocols - the catalog: *list points at a static array of the
- * entries this platform supports; returns their count.
+ * entries this platform supports (list may be NULL to count them);
+ * returns their count.
+ * Errors: none.
+ * Threads: any thread.
  */
 size_t pier_protocols(const pier_protocol_info **list);
 
-/* pier_protocol_find - the entry of that name, or NULL. */
+/*
+ * pier_protocol_find - the catalog entry named name ("tcp4", "tcp6",
+ * "udp4", "udp6", "local" where the OS has AF_UNIX, "tcp4+cd", "tcp6+cd",
+ * "msg4", "msg6"; pier_protocols() lists those of this platform).
+ * Returns NULL for a NULL name or one that is not in the catalog (names
+ * are case-sensitive); pier_socket_open() given that NULL returns
+ * PIER_EINVAL, so check the result when the name comes from a user.
+ * Errors: none (NULL as above).
+ * Threads: any thread.
+ */
 const pier_protocol_info *pier_protocol_find(const char *name);
 
 /* ------------------------------------------------------------------ */
 /* 5. sockets                                                          */
 /* ------------------------------------------------------------------ */
 
+/* pier_socket_flags - flags of pier_socket_open and the calls like it. */
 enum pier_socket_flags {
   PIER_SOCK_NONBLOCK = 1u << 0 /* start in non-blocking mode (FIONBIO) */
 };
@@ -326,8 +434,14 @@ enum pier_socket_flags {
  * pier_socket_open - create a socket for a catalog entry on the loop's
  * provider.  Sockets start in blocking mode, as in Winsock: an operation
  * started without a callback blocks (see section 6); overlapped operations
- * work in either mode.  Returns 0 and *out, PIER_EINVAL, PIER_ESHUTDOWN,
- * PIER_ENOMEM, or an OS error.  Release with pier_close().
+ * work in either mode.  Returns 0 and *out, the caller's to release with
+ * pier_close().
+ * Errors: PIER_EINVAL (NULL loop, proto or out, unknown flags, a proto
+ * that is not an entry of pier_protocols() - such as the NULL
+ * pier_protocol_find() returns for an unknown name), PIER_ESHUTDOWN (the
+ * loop is closed), PIER_ENOMEM, PIER_EMFILE (out of descriptors),
+ * PIER_EAFNOSUPPORT (the OS lacks the family, e.g. no IPv6), PIER_EACCES,
+ * PIER_ENOBUFS.
  */
 int pier_socket_open(pier_loop *loop, const pier_protocol_info *proto,
                      unsigned flags, pier_socket **out);
@@ -337,54 +451,104 @@ int pier_socket_open(pier_loop *loop, const pier_protocol_info *proto,
  * entry is found from its family and type, and a socket that is already
  * listening takes pier_accept() at once.  On success pier owns the handle
  * and closes it in pier_close(); on failure the caller keeps it.
+ * Errors: PIER_EINVAL (NULL loop or out, PIER_INVALID_SOCKET, unknown
+ * flags), PIER_ESHUTDOWN (the loop is closed), PIER_ENOTSOCK (the handle
+ * is no socket), PIER_EAFNOSUPPORT (no catalog entry for its family and
+ * type), PIER_ENOMEM.
  */
 int pier_socket_adopt(pier_loop *loop, pier_os_socket handle, unsigned flags,
                       pier_socket **out);
 
 /*
  * pier_socket_handle - the OS handle (read()/write() or ReadFile/WriteFile
- * work on it); still owned by pier.  PIER_INVALID_SOCKET for NULL.
+ * work on it); still owned by pier, valid until the close callback.
+ * PIER_INVALID_SOCKET for NULL.
+ * Errors: none.
+ * Threads: any thread.
  */
 pier_os_socket pier_socket_handle(const pier_socket *s);
 
-/* pier_socket_protocol - the catalog entry the socket was opened for. */
+/*
+ * pier_socket_protocol - the catalog entry the socket was opened for
+ * (static); NULL for NULL.
+ * Errors: none.
+ * Threads: any thread.
+ */
 const pier_protocol_info *pier_socket_protocol(const pier_socket *s);
-/* pier_socket_loop - the loop the socket belongs to. */
+/*
+ * pier_socket_loop - the loop the socket belongs to; NULL for NULL.
+ * Errors: none.
+ * Threads: any thread.
+ */
 pier_loop *pier_socket_loop(const pier_socket *s);
-/* pier_socket_set_data / pier_socket_get_data - one pointer for the app. */
+/*
+ * pier_socket_set_data / pier_socket_get_data - one pointer for the
+ * application, kept with the socket: the state of a connection, found
+ * again in every callback of the socket (NULL at first; get returns NULL
+ * for a NULL socket, set ignores one).  An accepted socket starts with
+ * NULL; set it in the accept callback, before its own callbacks run.
+ * Errors: none.
+ */
 void pier_socket_set_data(pier_socket *s, void *data);
 void *pier_socket_get_data(const pier_socket *s);
 
-/* pier_bind - bind to a local address (IPv4, IPv6, or AF_UNIX path). */
+/*
+ * pier_bind - bind to a local address (IPv4, IPv6, or AF_UNIX path);
+ * port 0 lets the OS choose (pier_getsockname tells which).
+ * Errors: PIER_EINVAL (NULL s or addr, addrlen too small or too large for
+ * its family, already bound), PIER_EBADF (s is closing),
+ * PIER_EADDRINUSE, PIER_EADDRNOTAVAIL (no such local address),
+ * PIER_EAFNOSUPPORT (addr's family is not the socket's), PIER_EACCES (a
+ * privileged port, or the path's directory).
+ */
 int pier_bind(pier_socket *s, const struct sockaddr *addr, size_t addrlen);
 
 /*
  * pier_listen - start listening; backlog <= 0 means the OS maximum.
- * PIER_EOPNOTSUPP on connectionless protocols.
+ * An unbound socket is bound to an address the OS picks.
+ * Errors: PIER_EINVAL (NULL s; s is connected), PIER_EBADF (s is
+ * closing), PIER_EOPNOTSUPP (a connectionless protocol), PIER_EADDRINUSE
+ * (the port was taken meanwhile).
  */
 int pier_listen(pier_socket *s, int backlog);
 
+/* pier_close_cb - the close callback (pier_close): s is still valid
+   during the call, and freed after it. */
 typedef void (*pier_close_cb)(pier_socket *s);
 /*
  * pier_close - close the socket.  Every pending operation completes with
  * PIER_ECANCELED first, then cb (may be NULL) runs, then the socket is
- * freed.  A linger set with PIER_SO_LINGER is honoured by the OS.
- * Returns PIER_EALREADY when the socket is already closing.
+ * freed; never use s after cb.  A socket is always safe to close, also
+ * after a failed call.  A linger set with PIER_SO_LINGER is honoured by
+ * the OS.  A closing socket keeps the loop alive until cb has run.
+ * Errors: PIER_EINVAL (NULL s), PIER_EALREADY (s is already closing;
+ * the first close's callback runs, not this one's).
  */
 int pier_close(pier_socket *s, pier_close_cb cb);
 
+/* pier_shutdown_how - what pier_shutdown disables. */
 enum pier_shutdown_how { PIER_SHUT_RD = 0, PIER_SHUT_WR = 1, PIER_SHUT_RDWR = 2 };
-/* pier_shutdown - disable receives, sends or both (WSPShutdown). */
+/*
+ * pier_shutdown - disable receives, sends or both (WSPShutdown).
+ * PIER_SHUT_WR is the graceful half-close: the peer's receives end (0
+ * bytes) once it has read what was sent before, and this side can still
+ * receive.
+ * Errors: PIER_EINVAL (NULL s, unknown how), PIER_EBADF (s is closing),
+ * PIER_ENOTCONN (s is not connected).
+ */
 int pier_shutdown(pier_socket *s, int how);
 
 /*
  * pier_getsockname / pier_getpeername - the local / remote address.
  * *len is the size of *addr in, the address length out.
+ * Errors: PIER_EINVAL (NULL s, addr or len, *len 0), PIER_EBADF (s is
+ * closing), PIER_ENOTCONN (getpeername: not connected).
  */
 int pier_getsockname(pier_socket *s, struct sockaddr_storage *addr, size_t *len);
 int pier_getpeername(pier_socket *s, struct sockaddr_storage *addr, size_t *len);
 
-/* Portable socket options; every value is an int. */
+/* pier_sockopt - portable socket options (pier_setsockopt); every
+   value is an int. */
 enum pier_sockopt {
   PIER_SO_NODELAY = 1,  /* TCP_NODELAY, 0/1 */
   PIER_SO_KEEPALIVE,    /* SO_KEEPALIVE, 0/1 */
@@ -455,6 +619,9 @@ enum pier_sockopt {
  * out of range (negative sizes or times, TOS outside 0..255), setting a
  * read-only option, or a NULL value pointer.  PIER_SO_LINGER reads -1
  * while off.
+ * Errors: PIER_EINVAL (NULL s or value, not a PIER_SO_* option, a value
+ * out of range, setting a read-only option), PIER_EBADF (s is closing),
+ * PIER_ENOPROTOOPT (an option this OS, provider or protocol lacks).
  */
 int pier_setsockopt(pier_socket *s, int opt, int value);
 int pier_getsockopt(pier_socket *s, int opt, int *value);
@@ -463,13 +630,17 @@ int pier_getsockopt(pier_socket *s, int opt, int *value);
  * pier_setsockopt_raw / pier_getsockopt_raw - pass-through to the OS
  * setsockopt/getsockopt with its own level and name.  For get, *len is the
  * buffer size in and the value size out.
+ * Errors: PIER_EINVAL (NULL s, val or len, a zero length, or the OS's
+ * EINVAL), PIER_EBADF (s is closing), PIER_ENOPROTOOPT (the OS does not
+ * know level and name).
  */
 int pier_setsockopt_raw(pier_socket *s, int level, int name, const void *val,
                         size_t len);
 int pier_getsockopt_raw(pier_socket *s, int level, int name, void *val,
                         size_t *len);
 
-/* A multicast group to join or leave (WSPJoinLeaf for datagrams). */
+/* pier_group - a multicast group to join or leave (WSPJoinLeaf for
+   datagrams). */
 typedef struct pier_group {
   const struct sockaddr *group;  /* the group: 224/4 or ff00::/8 */
   size_t group_len;
@@ -483,12 +654,14 @@ typedef struct pier_group {
 /*
  * pier_join_group / pier_leave_group - start or stop receiving a group's
  * datagrams on a datagram socket (bound, usually to the wildcard address
- * and the group's port).  Source-specific where the OS has it.  Errors:
- * PIER_EINVAL (NULL, or not a multicast address), PIER_EOPNOTSUPP (not a
- * protocol with PIER_CAP_MULTIPOINT, or source-specific joins this OS
- * lacks), PIER_EAFNOSUPPORT (group and socket families differ), and the
- * OS's own (leaving a group never joined: PIER_EADDRNOTAVAIL or
- * PIER_EINVAL).
+ * and the group's port).  Source-specific where the OS has it.
+ * Errors: PIER_EINVAL (NULL, not a multicast address; leaving a group
+ * never joined, on some OSes), PIER_EBADF (s is closing),
+ * PIER_EOPNOTSUPP (not a protocol with PIER_CAP_MULTIPOINT, or
+ * source-specific joins this OS lacks), PIER_EAFNOSUPPORT (group and
+ * socket families differ), PIER_EADDRNOTAVAIL (leaving a group never
+ * joined; no such interface), PIER_EADDRINUSE (joined already),
+ * PIER_ENOBUFS (the OS's limit of groups).
  */
 int pier_join_group(pier_socket *s, const pier_group *g);
 int pier_leave_group(pier_socket *s, const pier_group *g);
@@ -496,24 +669,35 @@ int pier_leave_group(pier_socket *s, const pier_group *g);
 /*
  * pier_set_multicast_if - the interface multicast is sent from: by
  * address (IPv4) or by index (iface NULL; IPv4 where the OS has it, IPv6).
+ * Errors: PIER_EINVAL (NULL s; an iface address that is not IPv4, or on
+ * an IPv6 socket), PIER_EBADF (s is closing), PIER_EOPNOTSUPP (not a
+ * protocol with PIER_CAP_MULTIPOINT; an index on IPv4 where the OS takes
+ * none), PIER_EADDRNOTAVAIL (no such interface).
  */
 int pier_set_multicast_if(pier_socket *s, const struct sockaddr *iface,
                           size_t iface_len, unsigned index);
 
-/* Portable ioctl commands for pier_ioctl(). */
+/* pier_ioctl_cmd - portable ioctl commands for pier_ioctl(). */
 enum pier_ioctl_cmd {
   PIER_FIONBIO = 1,   /* arg: int*, non-zero sets non-blocking mode */
   PIER_FIONREAD,      /* arg: size_t*, out: bytes ready to receive */
   PIER_SIOCATMARK     /* arg: int*, out: 1 if no urgent data is pending */
 };
-/* pier_ioctl - one of PIER_FIONBIO, PIER_FIONREAD, PIER_SIOCATMARK. */
+/*
+ * pier_ioctl - one of PIER_FIONBIO (set or clear non-blocking mode, for
+ * the blocking form of operations), PIER_FIONREAD (bytes ready to
+ * receive), PIER_SIOCATMARK (no urgent data pending).
+ * Errors: PIER_EINVAL (NULL s or arg, unknown cmd), PIER_EBADF (s is
+ * closing), PIER_EOPNOTSUPP (the provider cannot answer FIONREAD or
+ * SIOCATMARK).
+ */
 int pier_ioctl(pier_socket *s, int cmd, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* 6. operations                                                       */
 /* ------------------------------------------------------------------ */
 
-/* Flags in and out of receive and send operations. */
+/* pier_msg_flags - flags in and out of receive and send operations. */
 enum pier_msg_flags {
   PIER_MSG_PEEK    = 1u << 0, /* in: look, leave the data queued */
   PIER_MSG_OOB     = 1u << 1, /* in: urgent data; out: the data is urgent */
@@ -524,10 +708,10 @@ enum pier_msg_flags {
                                  buffers; the rest is lost */
 };
 
-/* Condition function results (WSAAccept's CF_*). */
+/* pier_cf - what a condition function answers (WSAAccept's CF_*). */
 enum pier_cf { PIER_CF_ACCEPT = 0, PIER_CF_REJECT = 1, PIER_CF_DEFER = 2 };
 
-/* A requested traffic class. */
+/* pier_qos - a traffic class (pier_qos_by_name, pier_set_qos). */
 typedef struct pier_qos {
   int dscp;     /* DiffServ code point 0..63, or -1 for none */
   int priority; /* 0 (lowest) .. 7, or -1 for none */
@@ -541,11 +725,19 @@ typedef struct pier_qos {
  *   "broadcast-video" CS3 24 / 5   "streaming" AF31 26 / 5
  *   "realtime" CS4 32 / 5      "video" AF41 34 / 5      "signaling" CS5 40 / 6
  *   "voice" EF 46 / 6          "control" CS6 48 / 6
- * Returns 0 and *out, PIER_ENOENT for an unknown name, PIER_EINVAL for NULL.
+ * Returns 0 and *out.
+ * Errors: PIER_ENOENT (an unknown name), PIER_EINVAL (NULL name or out).
+ * Threads: any thread.
  */
 int pier_qos_by_name(const char *name, pier_qos *out);
 
-/* pier_qos_names - the names above (static strings); returns their count. */
+/*
+ * pier_qos_names - the names pier_qos_by_name knows (static strings):
+ * fills up to cap of them into names (NULL when cap is 0) and returns
+ * their total count.
+ * Errors: none.
+ * Threads: any thread.
+ */
 size_t pier_qos_names(const char **names, size_t cap);
 
 /*
@@ -553,10 +745,11 @@ size_t pier_qos_names(const char **names, size_t cap);
  * IP_TOS (IPv4) or IPV6_TCLASS (IPv6) with the ECN bits clear; the
  * priority into the OS's queueing priority where it has one (Linux
  * SO_PRIORITY; ignored elsewhere).  Sockets accepted on a listener inherit
- * its class; pier_connect(qos) applies one before connecting.  Returns
- * PIER_EINVAL for values out of range, PIER_ENOPROTOOPT where the OS does
- * not let a program set the DSCP (Windows without qWAVE, Wine), and then
- * changes nothing.
+ * its class; pier_connect(qos) applies one before connecting.
+ * Errors: PIER_EINVAL (NULL s or qos, values out of range), PIER_EBADF
+ * (s is closing), PIER_ENOPROTOOPT (the OS does not let a program set the
+ * DSCP: Windows without qWAVE, Wine; nothing changed), PIER_EACCES (a
+ * priority the OS reserves to privileged programs).
  */
 int pier_set_qos(pier_socket *s, const pier_qos *qos);
 
@@ -564,10 +757,12 @@ int pier_set_qos(pier_socket *s, const pier_qos *qos);
  * pier_get_qos - the class in effect: dscp from the socket's TOS/traffic
  * class (-1 where the OS keeps none for it), priority from the OS or -1
  * where it has none.
+ * Errors: PIER_EINVAL (NULL s or out), PIER_EBADF (s is closing).
  */
 int pier_get_qos(pier_socket *s, pier_qos *out);
 
-/* What a condition function learns about a pending connection request. */
+/* pier_accept_info - what a condition function learns about a pending
+   connection request, and where it may answer with callee data. */
 typedef struct pier_accept_info {
   const struct sockaddr *caller; /* the caller's address */
   size_t caller_len;
@@ -583,13 +778,15 @@ typedef struct pier_accept_info {
 } pier_accept_info;
 
 /*
- * A condition function decides a pending connection request: return
- * PIER_CF_ACCEPT, PIER_CF_REJECT or PIER_CF_DEFER.  It runs on the loop
- * thread (or the blocked thread) and must not block.
+ * pier_condition_fn - a condition function decides a pending connection
+ * request: return PIER_CF_ACCEPT, PIER_CF_REJECT or PIER_CF_DEFER.  It
+ * runs on the loop thread (or the blocked thread) and must not block; ctx
+ * is the cond_ctx given to pier_accept.
  */
 typedef int (*pier_condition_fn)(pier_accept_info *info, void *ctx);
 
-/* Data exchanged at connect time (protocols with PIER_CAP_CONNECT_DATA). */
+/* pier_connect_data - data exchanged at connect time (protocols with
+   PIER_CAP_CONNECT_DATA). */
 typedef struct pier_connect_data {
   const void *caller;  /* sent with the connect request */
   size_t caller_len;
@@ -598,6 +795,7 @@ typedef struct pier_connect_data {
   size_t callee_len;   /* out: bytes of answer received */
 } pier_connect_data;
 
+/* pier_op_type - the kinds of operation (private to pier and providers). */
 enum pier_op_type {
   PIER_OP_NONE = 0, PIER_OP_ACCEPT, PIER_OP_CONNECT, PIER_OP_RECV,
   PIER_OP_RECVFROM, PIER_OP_SEND, PIER_OP_SENDTO, PIER_OP_POST,
@@ -607,22 +805,24 @@ enum pier_op_type {
 #define PIER_OP_INLINE_BUFS 4
 
 /*
- * Buffers of an operation.  A pier_buf with a NULL base must have len 0,
- * else the call returns PIER_EINVAL and starts nothing.  A receive needs
- * room for at least one byte: buffers that hold 0 bytes in all give
- * PIER_EINVAL on every protocol and provider (a completion with 0 bytes
- * always means the end of the stream; to learn that data is waiting
- * without a buffer, select PIER_EV_READ).  A send of 0 bytes completes
- * at once on a stream and sends an empty datagram on a datagram socket.
- * A datagram is sent whole or not at all: more than PIER_DGRAM_MAX_BUFS
- * buffers in one datagram send give PIER_EMSGSIZE at the call.
+ * PIER_DGRAM_MAX_BUFS - the rules for an operation's buffers.  A
+ * pier_buf with a NULL base must have len 0, else the call returns
+ * PIER_EINVAL and starts nothing.  A receive needs room for at least one
+ * byte: buffers that hold 0 bytes in all give PIER_EINVAL on every
+ * protocol and provider (a completion with 0 bytes always means the end
+ * of the stream; to learn that data is waiting without a buffer, select
+ * PIER_EV_READ).  A send of 0 bytes completes at once on a stream and
+ * sends an empty datagram on a datagram socket.  A datagram is sent whole
+ * or not at all: more than PIER_DGRAM_MAX_BUFS buffers in one datagram
+ * send give PIER_EMSGSIZE at the call.
  */
 #define PIER_DGRAM_MAX_BUFS 1024
 
 /*
- * An operation: the OVERLAPPED of pier.  Zero it (or pier_op_init) before
- * first use; reuse it once its callback has run (also from inside that
- * callback).  Public fields are results, valid when the callback runs.
+ * pier_op - an operation: the OVERLAPPED of pier.  Zero it (or
+ * pier_op_init) before first use; reuse it once its callback has run
+ * (also from inside that callback).  Public fields are results, valid
+ * when the callback runs.
  * The pier__r part is private to pier and its providers (<pier/spi.h>).
  */
 struct pier_op {
@@ -657,7 +857,11 @@ struct pier_op {
   } pier__r;
 };
 
-/* pier_op_init - reset an idle op to the zero state. */
+/*
+ * pier_op_init - reset an idle op to the zero state (as memset would);
+ * NULL is a no-op.  Never on a pending op.
+ * Errors: none.
+ */
 void pier_op_init(pier_op *op);
 
 /*
@@ -684,7 +888,20 @@ void pier_op_init(pier_op *op);
  * completes with PIER_ETRYAGAIN; the request stays at the head of the
  * queue and no accept completes until pier_accept() is called again, when
  * the same request is presented first.
- * Errors: PIER_EINVAL (not listening), PIER_EOPNOTSUPP (connectionless).
+ * Rules: starting operations, above.
+ * Errors: PIER_EINVAL (NULL listener or op, not listening; a listener
+ * that takes pier_accept_first only), PIER_EBUSY (op is pending),
+ * PIER_EBADF (the listener is closing), PIER_EOPNOTSUPP
+ * (connectionless).
+ * Status: PIER_ETRYAGAIN (the condition function DEFERred the request),
+ * PIER_ECANCELED (pier_cancel, pier_cancel_blocking, or the listener
+ * closed), PIER_EWOULDBLOCK (blocking form on a non-blocking listener
+ * with no request waiting), PIER_EMFILE (out of descriptors; pending
+ * requests are shed, the accept goes on once descriptors come back),
+ * PIER_ENOMEM, PIER_ECONNABORTED (a request that went away before it was
+ * accepted, where the OS reports it).
+ * Threads: overlapped, from the loop's thread (any thread on a loop with
+ * several threads); blocking (cb NULL), from any thread.
  */
 int pier_accept(pier_socket *listener, pier_op *op, pier_condition_fn cond,
                 void *cond_ctx, pier_op_cb cb);
@@ -701,6 +918,22 @@ int pier_accept(pier_socket *listener, pier_op *op, pier_condition_fn cond,
  * A refused connection completes with PIER_ECONNREFUSED, a rejection by
  * a pier listener's condition function with PIER_EREFUSED where the
  * protocol can tell them apart.
+ * Rules: starting operations, above.
+ * Errors: PIER_EINVAL (NULL s, op or addr, a bad addrlen, a listening
+ * socket), PIER_EBUSY (op is pending), PIER_EBADF (s is closing),
+ * PIER_EOPNOTSUPP (cdata on a protocol without PIER_CAP_CONNECT_DATA),
+ * PIER_EALREADY (a connect is in progress), PIER_EISCONN (connected
+ * already), the errors of pier_set_qos for qos.
+ * Status: PIER_ECONNREFUSED, PIER_EREFUSED (a pier listener's condition
+ * function rejected it), PIER_ETIMEDOUT (no answer; or the connect-data
+ * handshake took longer than PIER_SO_HANDSHAKE_TIMEOUT), PIER_ENETUNREACH,
+ * PIER_EHOSTUNREACH, PIER_EADDRNOTAVAIL, PIER_ECONNRESET, PIER_EPROTO (a
+ * peer that does not speak the protocol's handshake), PIER_ECANCELED
+ * (pier_cancel, pier_cancel_blocking, or s closed), PIER_EWOULDBLOCK
+ * (blocking form on a non-blocking socket: the connect goes on), the TLS
+ * errors of pier_tls(3) on a TLS socket.
+ * Threads: overlapped, from the loop's thread (any thread on a loop with
+ * several threads); blocking (cb NULL), from any thread.
  */
 int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
                  size_t addrlen, pier_connect_data *cdata, const pier_qos *qos,
@@ -720,8 +953,13 @@ int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
  * Once a listener with PIER_SO_ACCEPT_FIRST has started taking first
  * bytes (its first accept was this one), every accept on it must be
  * pier_accept_first: a pier_accept there, with or without a condition
- * function, returns PIER_EINVAL, as it would lose the bytes.  Errors as
- * pier_accept, and PIER_EINVAL for NULL buf or len 0.
+ * function, returns PIER_EINVAL, as it would lose the bytes.
+ * Errors: PIER_EINVAL (NULL listener, op, buf or cb, len 0, not
+ * listening, a connectionless protocol), PIER_EBUSY (op is pending),
+ * PIER_EBADF (the listener is closing).
+ * Status: as pier_accept (but never PIER_ETRYAGAIN or PIER_EWOULDBLOCK).
+ * Threads: from the loop's thread (any thread on a loop with several
+ * threads).
  */
 int pier_accept_first(pier_socket *listener, pier_op *op, void *buf,
                       size_t len, pier_op_cb cb);
@@ -737,6 +975,12 @@ int pier_accept_first(pier_socket *listener, pier_op *op, void *buf,
  * nothing could be sent that way - the caller sends the rest with
  * pier_send.  With Fast Open the connect may complete before the server
  * has answered; a refusal then shows in the next operation.
+ * Errors: PIER_EINVAL (NULL s, op, addr or cb; NULL first with len > 0;
+ * a bad addrlen; a listening or connectionless socket), PIER_EBUSY (op
+ * is pending), PIER_EBADF (s is closing), PIER_EALREADY, PIER_EISCONN.
+ * Status: as pier_connect.
+ * Threads: from the loop's thread (any thread on a loop with several
+ * threads).
  */
 int pier_connect_first(pier_socket *s, pier_op *op, const struct sockaddr *addr,
                        size_t addrlen, const void *first, size_t len,
@@ -747,6 +991,22 @@ int pier_connect_first(pier_socket *s, pier_op *op, const struct sockaddr *addr,
  * flags: PIER_MSG_PEEK, PIER_MSG_OOB, PIER_MSG_WAITALL.  Completes with
  * bytes > 0, or bytes == 0 and status 0 at the end of the stream.
  * op->flags reports PIER_MSG_PARTIAL / PIER_MSG_TRUNC / PIER_MSG_OOB.
+ * Rules: starting operations, above.
+ * Errors: PIER_EINVAL (NULL s, op or bufs, nbufs 0, unknown flags),
+ * PIER_EBUSY (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN
+ * (a listening socket), PIER_EOPNOTSUPP (PIER_MSG_WAITALL on a datagram
+ * protocol, PIER_MSG_OOB on one without PIER_CAP_EXPEDITED_DATA),
+ * PIER_ENOMEM (more than PIER_OP_INLINE_BUFS buffers and no memory for
+ * the copy of the array).
+ * Status: PIER_ECONNRESET, PIER_ENOTCONN (not connected),
+ * PIER_ETIMEDOUT (keep-alive gave up), PIER_ECANCELED (pier_cancel,
+ * pier_cancel_blocking, or s closed), PIER_EWOULDBLOCK (blocking form on
+ * a non-blocking socket with nothing to receive), PIER_EMSGSIZE (a
+ * message protocol's message over PIER_SO_MAX_MESSAGE), PIER_EPROTO (a
+ * peer that breaks pier's message framing), the TLS errors of
+ * pier_tls(3) on a TLS socket.
+ * Threads: overlapped, from the loop's thread (any thread on a loop with
+ * several threads); blocking (cb NULL), from any thread.
  */
 int pier_recv(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
               unsigned flags, pier_op_cb cb);
@@ -756,6 +1016,17 @@ int pier_recv(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
  * *from (caller-owned, valid until completion; may be NULL) and its
  * length in op->addrlen.  A datagram larger than the buffers completes
  * with status 0, the buffers full and PIER_MSG_TRUNC set.
+ * Rules: starting operations, above.
+ * Errors: PIER_EINVAL (NULL s, op or bufs, nbufs 0, unknown flags),
+ * PIER_EBUSY (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN
+ * (a listening socket), PIER_EOPNOTSUPP (PIER_MSG_WAITALL on a datagram
+ * protocol, PIER_MSG_OOB on one without PIER_CAP_EXPEDITED_DATA),
+ * PIER_ENOMEM (more than PIER_OP_INLINE_BUFS buffers and no memory for
+ * the copy of the array).
+ * Status: as pier_recv; on datagram sockets PIER_ECONNREFUSED where the
+ * OS reports an ICMP port unreachable for an earlier send.
+ * Threads: overlapped, from the loop's thread (any thread on a loop with
+ * several threads); blocking (cb NULL), from any thread.
  */
 int pier_recvfrom(pier_socket *s, pier_op *op, const pier_buf *bufs,
                   size_t nbufs, unsigned flags, struct sockaddr_storage *from,
@@ -763,12 +1034,45 @@ int pier_recvfrom(pier_socket *s, pier_op *op, const pier_buf *bufs,
 
 /*
  * pier_send - send nbufs buffers in order (gather).  Completes when every
- * byte has been accepted by the transport.  flags: PIER_MSG_OOB.
+ * byte has been accepted by the transport; a partial send is never
+ * reported, the rest is sent by pier.  flags: PIER_MSG_OOB.
+ * Rules: starting operations, above.
+ * Errors: PIER_EINVAL (NULL s, op or bufs, nbufs 0, unknown flags),
+ * PIER_EBUSY (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN
+ * (a listening socket), PIER_EOPNOTSUPP (PIER_MSG_WAITALL on a datagram
+ * protocol, PIER_MSG_OOB on one without PIER_CAP_EXPEDITED_DATA),
+ * PIER_ENOMEM (more than PIER_OP_INLINE_BUFS buffers and no memory for
+ * the copy of the array).
+ * Status: PIER_EPIPE (sends were shut down), PIER_ECONNRESET,
+ * PIER_ENOTCONN, PIER_ETIMEDOUT, PIER_ECANCELED (pier_cancel,
+ * pier_cancel_blocking, or s closed), PIER_EWOULDBLOCK (blocking form on
+ * a non-blocking socket whose send buffer is full), PIER_EMSGSIZE (a
+ * datagram or message over the protocol's limit), PIER_ENOBUFS, the TLS
+ * errors of pier_tls(3) on a TLS socket.
+ * Threads: overlapped, from the loop's thread (any thread on a loop with
+ * several threads); blocking (cb NULL), from any thread.
  */
 int pier_send(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
               unsigned flags, pier_op_cb cb);
 
-/* pier_sendto - pier_send to addr (connectionless protocols). */
+/*
+ * pier_sendto - pier_send of one datagram to addr (connectionless
+ * protocols).
+ * Rules: starting operations, above.
+ * Errors: PIER_EINVAL (NULL s, op or bufs, nbufs 0, unknown flags, NULL
+ * addr or a bad addrlen),
+ * PIER_EBUSY (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN
+ * (a listening socket), PIER_EOPNOTSUPP (PIER_MSG_WAITALL on a datagram
+ * protocol, PIER_MSG_OOB on one without PIER_CAP_EXPEDITED_DATA),
+ * PIER_ENOMEM (more than PIER_OP_INLINE_BUFS buffers and no memory for
+ * the copy of the array).
+ * Status: PIER_EMSGSIZE (larger than a datagram can be),
+ * PIER_ENETUNREACH, PIER_EHOSTUNREACH, PIER_EACCES (a broadcast address
+ * without PIER_SO_BROADCAST), PIER_EAFNOSUPPORT (addr's family is not the
+ * socket's), PIER_ENOBUFS, PIER_ECANCELED, PIER_EWOULDBLOCK.
+ * Threads: overlapped, from the loop's thread (any thread on a loop with
+ * several threads); blocking (cb NULL), from any thread.
+ */
 int pier_sendto(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
                 unsigned flags, const struct sockaddr *addr, size_t addrlen,
                 pier_op_cb cb);
@@ -782,8 +1086,16 @@ int pier_sendto(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
  * pier_recv_disconnect; elsewhere len must be 0 (else PIER_EOPNOTSUPP,
  * nothing done) and it is a shutdown of sends that also ends a layer's
  * session (a TLS close_notify).  data is copied.  Receives go on working
- * until the peer closes too.  Errors: PIER_ENOTCONN, PIER_EINVAL,
- * PIER_EOPNOTSUPP (connectionless, or data the protocol cannot carry).
+ * until the peer closes too.
+ * Rules: starting operations, above.
+ * Errors: PIER_EINVAL (NULL s or op, NULL data with len > 0), PIER_EBUSY
+ * (op is pending), PIER_EBADF (s is closing), PIER_ENOTCONN (a listening
+ * socket), PIER_EOPNOTSUPP (connectionless, or data the protocol cannot
+ * carry), PIER_EMSGSIZE (len over PIER_DISCONNECT_DATA_MAX).
+ * Status: PIER_ENOTCONN (not connected), PIER_ECONNRESET, PIER_EPIPE
+ * (sends were shut down already), PIER_ECANCELED, PIER_EWOULDBLOCK.
+ * Threads: overlapped, from the loop's thread (any thread on a loop with
+ * several threads); blocking (cb NULL), from any thread.
  */
 int pier_disconnect(pier_socket *s, pier_op *op, const void *data, size_t len,
                     pier_op_cb cb);
@@ -796,6 +1108,9 @@ int pier_disconnect(pier_socket *s, pier_op *op, const void *data, size_t len,
  * peer's disconnect has arrived, PIER_EOPNOTSUPP on protocols without
  * PIER_CAP_DISCONNECT_DATA, PIER_EINVAL for NULL len (buf may be NULL
  * with cap 0 to ask the size).
+ * Errors: PIER_EINVAL (NULL s or len, NULL buf with cap > 0), PIER_EBADF
+ * (s is closing), PIER_ENOTCONN (the peer's disconnect has not arrived),
+ * PIER_EOPNOTSUPP (a protocol without PIER_CAP_DISCONNECT_DATA).
  */
 int pier_recv_disconnect(pier_socket *s, void *buf, size_t cap, size_t *len);
 
@@ -805,13 +1120,17 @@ int pier_recv_disconnect(pier_socket *s, void *buf, size_t cap, size_t *len);
  * exactly once).  Returns PIER_ENOENT if op is not pending - never
  * started, already completed (even if its callback has not run yet), or
  * a blocking call (use pier_cancel_blocking).
+ * Errors: PIER_EINVAL (NULL op), PIER_ENOENT (op is not pending).
+ * Threads: any thread.
  */
 int pier_cancel(pier_op *op);
 
 /*
  * pier_cancel_blocking - interrupt every blocking call (cb == NULL) in
- * progress on s; each returns PIER_ECANCELED.  Any thread.  Returns
- * PIER_ENOENT if no call was blocked.
+ * progress on s; each returns PIER_ECANCELED.
+ * Errors: PIER_EINVAL (NULL s), PIER_ENOENT (no call was blocked),
+ * PIER_EOPNOTSUPP (the provider has no blocking calls).
+ * Threads: any thread.
  */
 int pier_cancel_blocking(pier_socket *s);
 
@@ -824,28 +1143,47 @@ int pier_cancel_blocking(pier_socket *s);
  * inside this call; by sleeping until the loop's thread has run the
  * callback otherwise.  From inside a callback of the same loop waiting
  * returns PIER_EDEADLK.
+ * Errors: the op's own status once it has completed (0 or its PIER_E*
+ * code), and: PIER_EINVAL (NULL op), PIER_EINPROGRESS (pending, and wait
+ * is 0; or a blocking call running in another thread), PIER_EDEADLK
+ * (waiting from a callback of the op's own loop).
+ * Threads: any thread.
  */
 int pier_op_result(pier_op *op, int wait, size_t *bytes, unsigned *flags);
 
 /*
  * pier_resolve - asynchronous getaddrinfo on a worker thread; the loop is
- * never blocked.  node and service may not both be NULL (PIER_EINVAL).  On success op->addrinfo holds the list, owned by the
- * application (pier_freeaddrinfo).  Errors: PIER_EAI_NONAME,
- * PIER_EAI_AGAIN, PIER_EAI_FAIL, PIER_EAI_FAMILY, PIER_ENOMEM.  cb == NULL
- * resolves in the calling thread.  pier_cancel() works on it.
+ * never blocked.  node and service may not both be NULL.  On success
+ * op->addrinfo holds the list, owned by the application
+ * (pier_freeaddrinfo).  cb == NULL resolves in the calling thread.
+ * pier_cancel() works on it.
+ * Errors: PIER_EINVAL (NULL loop or op, node and service both NULL),
+ * PIER_EBUSY (op is pending), PIER_ESHUTDOWN (the loop is closed),
+ * PIER_ENOMEM.
+ * Status: PIER_EAI_NONAME (unknown host or service), PIER_EAI_AGAIN
+ * (temporary failure: try later), PIER_EAI_FAIL, PIER_EAI_FAMILY (no
+ * address of the family hints asks for), PIER_ENOMEM, PIER_ECANCELED
+ * (pier_cancel).
+ * Threads: overlapped, from the loop's thread (any thread on a loop with
+ * several threads); blocking (cb NULL), from any thread.
  */
 int pier_resolve(pier_loop *loop, pier_op *op, const char *node,
                  const char *service, const struct addrinfo *hints,
                  pier_op_cb cb);
 
-/* pier_freeaddrinfo - release a list from pier_resolve(); NULL is a no-op. */
+/*
+ * pier_freeaddrinfo - release a list from pier_resolve(); NULL is a no-op.
+ * Errors: none.
+ * Threads: any thread.
+ */
 void pier_freeaddrinfo(struct addrinfo *ai);
 
 /* ------------------------------------------------------------------ */
 /* 7. network events (WSPEventSelect, WSPEnumNetworkEvents)            */
 /* ------------------------------------------------------------------ */
 
-/* Network events, and their index in pier_net_events.errors. */
+/* pier_net_event - network events (pier_event_select); PIER_EV_*_BIT is
+   each one's index in pier_net_events.errors. */
 enum pier_net_event {
   PIER_EV_READ = 1u << 0,    /* data to receive */
   PIER_EV_WRITE = 1u << 1,   /* a send can be made */
@@ -861,14 +1199,14 @@ enum {
   PIER_EV_ACCEPT_BIT, PIER_EV_CONNECT_BIT, PIER_EV_CLOSE_BIT
 };
 
-/* What pier_enum_network_events() reports. */
+/* pier_net_events - what pier_enum_network_events() reports. */
 typedef struct pier_net_events {
   unsigned events;             /* PIER_EV_* recorded since the last call */
   int errors[PIER_EV_COUNT];   /* per event (PIER_EV_*_BIT): 0 or PIER_E* */
 } pier_net_events;
 
-/* Called when new events have been recorded; events is the record so far
-   (pier_enum_network_events reads and clears it). */
+/* pier_event_cb - called when new events have been recorded; events is
+   the record so far (pier_enum_network_events reads and clears it). */
 typedef void (*pier_event_cb)(pier_socket *s, unsigned events);
 
 /*
@@ -893,17 +1231,22 @@ typedef void (*pier_event_cb)(pier_socket *s, unsigned events);
  * recorded once it can send; select again on it to change that.
  *
  * cb runs from pier_loop_run() like a completion of s, never concurrently
- * with s's other callbacks, and not after pier_close(s).  Returns 0,
- * PIER_EINVAL (bad mask, mask without cb), PIER_EBADF (closing),
- * PIER_EOPNOTSUPP (the provider cannot watch sockets), PIER_ENOMEM.
+ * with s's other callbacks, and not after pier_close(s).
+ *
+ * A selection does not keep the loop alive: pier_loop_run() returns when
+ * nothing else is pending, events or not.  Hold pier_loop_ref() while
+ * waiting for events alone, and pier_loop_unref() when done.
+ * Errors: PIER_EINVAL (NULL s, unknown bits in mask, a mask without cb),
+ * PIER_EBADF (s is closing), PIER_EOPNOTSUPP (the provider cannot watch
+ * sockets; on Windows, a socket taken from another process), PIER_ENOMEM.
  */
 int pier_event_select(pier_socket *s, unsigned mask, pier_event_cb cb);
 
 /*
  * pier_enum_network_events - copy the events recorded on s into *out,
  * with one error code per event, and clear the record (WSAEnumNetwork-
- * Events).  out->events is 0 when nothing was recorded.  Returns 0,
- * PIER_EINVAL or PIER_EBADF.
+ * Events).  out->events is 0 when nothing was recorded.
+ * Errors: PIER_EINVAL (NULL s or out), PIER_EBADF (s is closing).
  */
 int pier_enum_network_events(pier_socket *s, pier_net_events *out);
 
@@ -911,6 +1254,7 @@ int pier_enum_network_events(pier_socket *s, pier_net_events *out);
 /* 8. synchronous multiplexing (WSPSelect, WSAPoll)                    */
 /* ------------------------------------------------------------------ */
 
+/* pier_poll_events - what pier_poll watches and reports. */
 enum pier_poll_events {
   PIER_POLLIN = 1u << 0,   /* data to receive, a connection to accept, or
                               the end of the stream */
@@ -920,6 +1264,7 @@ enum pier_poll_events {
   PIER_POLLERR = 1u << 4   /* out only: an error is pending (PIER_SO_ERROR) */
 };
 
+/* pier_pollfd - one socket of pier_poll. */
 typedef struct pier_pollfd {
   pier_socket *socket;
   unsigned events;   /* PIER_POLLIN | PIER_POLLOUT | PIER_POLLPRI */
@@ -931,10 +1276,13 @@ typedef struct pier_pollfd {
  * (-1: no limit, 0: just look).  Needs no running loop: it asks the OS
  * (poll, WSAPoll) about the sockets' handles, so use it on sockets with
  * no overlapped operations pending (those would race for the same data).
- * Returns how many entries have revents set (0 on timeout), PIER_EINVAL
- * for NULL/empty arrays, NULL or closing sockets or unknown event bits,
- * PIER_EOPNOTSUPP for a socket of a layered protocol (its layer holds data
- * the OS does not see; use overlapped operations).  Any thread.
+ * Returns how many entries have revents set (0 on timeout).
+ * Errors: PIER_EINVAL (NULL or empty fds, timeout_ms below -1, NULL or
+ * closing sockets, unknown event bits), PIER_EOPNOTSUPP (a socket of a
+ * layered protocol: its layer holds data the OS does not see; use
+ * overlapped operations), PIER_ENOMEM (many sockets and no memory for
+ * the OS's array).
+ * Threads: any thread.
  */
 int pier_poll(pier_pollfd *fds, size_t n, int timeout_ms);
 
@@ -975,15 +1323,15 @@ int pier_poll(pier_pollfd *fds, size_t n, int timeout_ms);
  * its own would replace the source's.
  */
 
-/* Size of a pier_share. */
+/* PIER_SHARE_SIZE - the size of a pier_share. */
 #define PIER_SHARE_SIZE 1024
 
 /*
- * A socket described for one other process: fixed size, plain bytes,
- * copied and carried as they are.  Bytes 0-3 are "PSHR" and bytes 4-5 the
- * format version (little-endian, 1); the rest is pier's (the socket's kind
- * and listening state, the source and target process ids, then the OS's
- * own description), guarded by a checksum.
+ * pier_share - a socket described for one other process: fixed size,
+ * plain bytes, copied and carried as they are.  Bytes 0-3 are "PSHR"
+ * and bytes 4-5 the format version (little-endian, 1); the rest is
+ * pier's (the socket's kind and listening state, the source and target
+ * process ids, then the OS's own description), guarded by a checksum.
  */
 typedef struct pier_share {
   unsigned char bytes[PIER_SHARE_SIZE];
@@ -994,10 +1342,12 @@ typedef struct pier_share {
  * Socket).  Windows: WSADuplicateSocketW for pid.  POSIX: s's descriptor
  * number and this process's id, for pidfd_getfd; nothing is checked until
  * the target takes it.  s stays the caller's, unchanged; keep it open
- * until the target has its copy.  Returns 0, PIER_EINVAL (NULL s or out,
- * pid 0; Windows: no process pid), PIER_EBADF (s is closing),
- * PIER_EOPNOTSUPP (a layered socket: its session state cannot travel), or
- * an OS error.  Any thread.
+ * until the target has its copy.
+ * Errors: PIER_EINVAL (NULL s or out, pid 0; Windows: no process pid),
+ * PIER_EBADF (s is closing), PIER_EOPNOTSUPP (a layered socket: its
+ * session state cannot travel), PIER_EACCES (Windows: the target process
+ * may not be opened).
+ * Threads: any thread.
  */
 int pier_socket_share(pier_socket *s, unsigned long pid, pier_share *out);
 
@@ -1007,21 +1357,18 @@ int pier_socket_share(pier_socket *s, unsigned long pid, pier_share *out);
  * or non-blocking mode by flags (PIER_SOCK_NONBLOCK) like
  * pier_socket_open.  On success the caller owns *out (pier_close).
  * Windows: WSASocketW(FROM_PROTOCOL_INFO) overlapped.  POSIX: pidfd_open
- * and pidfd_getfd on the source.  Errors, with nothing created:
- *   PIER_EINVAL      NULL arguments, unknown flags, bytes that are no
- *                    pier_share (corrupted, unknown version, another OS),
- *                    or a share made for another process
- *   PIER_ESHUTDOWN   the loop is closed
- *   PIER_EOPNOTSUPP  POSIX without pidfd_getfd (not Linux, Linux < 5.6,
- *                    or a sandbox that hides the call)
- *   PIER_EACCES      the OS refuses: the target may not ptrace the
- *                    source (Yama ptrace_scope, another user, a seccomp
- *                    policy); use pier_share_send / pier_share_recv
- *   PIER_ENOENT      the source process has exited
- *   PIER_EBADF       the source has closed the socket (its descriptor is
- *                    gone or now names something else)
- *   PIER_EAFNOSUPPORT  no catalog entry for the socket's kind here
- *   PIER_EMFILE, PIER_ENOMEM, or another OS error.
+ * and pidfd_getfd on the source.  On an error nothing is created.
+ * Errors: PIER_EINVAL (NULL arguments, unknown flags, bytes that are no
+ * pier_share - corrupted, unknown version, another OS - or a share made
+ * for another process), PIER_ESHUTDOWN (the loop is closed),
+ * PIER_EOPNOTSUPP (POSIX without pidfd_getfd: not Linux, Linux < 5.6, or
+ * a sandbox that hides the call), PIER_EACCES (the OS refuses: the target
+ * may not ptrace the source - Yama ptrace_scope, another user, a seccomp
+ * policy; use pier_share_send / pier_share_recv), PIER_ENOENT (the source
+ * process has exited), PIER_EBADF (the source has closed the socket: its
+ * descriptor is gone or now names something else), PIER_EAFNOSUPPORT (no
+ * catalog entry for the socket's kind here), PIER_EMFILE, PIER_ENOMEM.
+ * Threads: any thread.
  */
 int pier_socket_from_share(pier_loop *loop, const pier_share *sh,
                            unsigned flags, pier_socket **out);
@@ -1036,14 +1383,18 @@ int pier_socket_from_share(pier_loop *loop, const pier_share *sh,
  * once it has its copy.  After 0, s may be closed; the target's socket
  * lives on.  channel stays the caller's and may be blocking or not;
  * timeout_ms bounds the whole exchange (-1: no limit).
- * Returns 0 when the target has its copy, the target's error (a negative
- * PIER_E* code its pier_share_recv returned, e.g. PIER_EINVAL for a share
- * made for another process), or: PIER_EINVAL (bad arguments), PIER_EBADF
- * (s closing), PIER_EOPNOTSUPP (POSIX channel not AF_UNIX),
- * PIER_ETIMEDOUT, PIER_ECONNRESET (channel closed before the answer), an
- * OS error.  After PIER_ETIMEDOUT or PIER_ECONNRESET the target may or may
- * not have its copy, and the channel is out of step: close it.  Blocks
- * the calling thread until the answer; any thread.
+ * Returns 0 when the target has its copy, else the target's error (a
+ * negative PIER_E* code its pier_share_recv returned, e.g. PIER_EINVAL
+ * for a share made for another process) or one of the errors below.
+ * After PIER_ETIMEDOUT or PIER_ECONNRESET the target may or may not have
+ * its copy, and the channel is out of step: close it.
+ * Errors: PIER_EINVAL (NULL s, PIER_INVALID_SOCKET as channel, pid 0,
+ * timeout_ms below -1), PIER_EBADF
+ * (s is closing), PIER_EOPNOTSUPP (POSIX: the channel is not AF_UNIX; a
+ * layered socket), PIER_ETIMEDOUT (no answer within timeout_ms),
+ * PIER_ECONNRESET (the channel closed before the answer), PIER_EPIPE (the
+ * channel is shut down), and any error of the target's pier_share_recv.
+ * Threads: any thread; blocks the calling thread until the answer.
  */
 int pier_share_send(pier_os_socket channel, pier_socket *s, unsigned long pid,
                     int timeout_ms);
@@ -1053,10 +1404,19 @@ int pier_share_send(pier_os_socket channel, pier_socket *s, unsigned long pid,
  * from channel, create the socket as pier_socket_from_share does (on POSIX
  * from the attached descriptor), and answer the sender with the result.
  * On success the caller owns *out.  timeout_ms bounds the wait (-1: no
- * limit).  Errors: as pier_socket_from_share, and PIER_ETIMEDOUT (nothing
- * came in time), PIER_ECONNRESET (the channel closed early), PIER_EPROTO
- * (POSIX: a share arrived with no descriptor).  Descriptors that arrive
- * with a refused share are closed; nothing is left behind.
+ * limit).  Descriptors that arrive with a refused share are closed;
+ * nothing is left behind.
+ * Errors: PIER_EINVAL (NULL loop or out, PIER_INVALID_SOCKET as channel,
+ * unknown flags, timeout_ms below -1; a share that is no pier_share or
+ * was made for another process), PIER_ESHUTDOWN (the loop is closed),
+ * PIER_EOPNOTSUPP (POSIX without pidfd_getfd, where the share carries no
+ * descriptor), PIER_EACCES (the OS refuses the copy), PIER_ENOENT (the
+ * source process has exited), PIER_EBADF (the source closed the socket),
+ * PIER_EAFNOSUPPORT (no catalog entry for the socket's kind here),
+ * PIER_EMFILE, PIER_ENOMEM, PIER_ETIMEDOUT (nothing came in time),
+ * PIER_ECONNRESET (the channel closed early), PIER_EPROTO (POSIX: a share
+ * arrived with no descriptor).
+ * Threads: any thread; blocks the calling thread until a share comes.
  */
 int pier_share_recv(pier_loop *loop, pier_os_socket channel, unsigned flags,
                     int timeout_ms, pier_socket **out);

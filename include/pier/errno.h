@@ -67,7 +67,8 @@ extern "C" {
   XX(ETLS_VERIFY,  43, "TLS peer certificate verification failed")          \
   XX(ETLS_PROTOCOL, 44, "TLS protocol error")
 
-/* The codes themselves: PIER_EINVAL == -1, and so on. */
+/* pier_errno - the error codes, negative numbers (PIER_EINVAL == -1, and
+   so on) with the messages of PIER_ERRNO_MAP (pier_strerror). */
 enum pier_errno {
 #define PIER__ERRNO_ENUM(name, num, msg) PIER_##name = -(num),
   PIER_ERRNO_MAP(PIER__ERRNO_ENUM)
@@ -79,14 +80,17 @@ enum pier_errno {
  * pier_strerror - a human-readable, static, English message for a code.
  * Returns "success" for 0 and "unknown error" for a code not in the
  * list; never NULL.
- * Thread-safe.
+ * Errors: none.
+ * Threads: any thread.
  */
 const char *pier_strerror(int err);
 
 /*
  * pier_err_name - the code's symbolic name without prefix ("EINVAL").
  * Returns "OK" for 0 and "UNKNOWN" for a code not in the list; never
- * NULL. Thread-safe.
+ * NULL.
+ * Errors: none.
+ * Threads: any thread.
  */
 const char *pier_err_name(int err);
 

@@ -117,19 +117,21 @@ extern "C" {
 /* 1. contexts                                                         */
 /* ------------------------------------------------------------------ */
 
+/* pier_tls_ctx - a TLS context: what many connections share (see
+   pier_tls(3)); opaque, made by pier_tls_ctx_new. */
 typedef struct pier_tls_ctx pier_tls_ctx;
 
-/* The role of a context. */
+/* pier_tls_role - the role of a context. */
 enum pier_tls_role { PIER_TLS_CLIENT = 0, PIER_TLS_SERVER = 1 };
 
-/* Protocol versions (pier_tls_ctx_set_versions). */
+/* pier_tls_version - protocol versions (pier_tls_ctx_set_versions). */
 enum pier_tls_version {
   PIER_TLS_ANY = 0,   /* no bound: OpenSSL's own limit */
   PIER_TLS_1_2 = 0x0303,
   PIER_TLS_1_3 = 0x0304
 };
 
-/* Peer verification (pier_tls_ctx_set_verify). */
+/* pier_tls_verify - peer verification (pier_tls_ctx_set_verify). */
 enum pier_tls_verify {
   PIER_TLS_VERIFY_NONE = 0,   /* accept any peer certificate, or none;
                                  the default of a server context */
@@ -150,7 +152,10 @@ enum pier_tls_verify {
  * loaded, checks its name and sends SNI, and resumes sessions; a server
  * needs a certificate and key before its first handshake.  Initialises
  * OpenSSL once per process.  Returns 0 and *out (released with
- * pier_tls_ctx_free), PIER_EINVAL (bad role, NULL out), PIER_ENOMEM.
+ * pier_tls_ctx_free).
+ * Errors: PIER_EINVAL (bad role, NULL out), PIER_ENOMEM (also when
+ * OpenSSL cannot make the context; pier_tls_ctx_error does not apply).
+ * Threads: any thread.
  */
 int pier_tls_ctx_new(int role, pier_tls_ctx **out);
 
@@ -158,6 +163,8 @@ int pier_tls_ctx_new(int role, pier_tls_ctx **out);
  * pier_tls_ctx_free - let go of the context.  Sockets wrapped with it
  * keep their own reference: it is released with the last of them.  NULL
  * is a no-op.
+ * Errors: none.
+ * Threads: any thread.
  */
 void pier_tls_ctx_free(pier_tls_ctx *ctx);
 
@@ -166,18 +173,23 @@ void pier_tls_ctx_free(pier_tls_ctx *ctx);
  * first, then intermediates) and its private key (PEM, unencrypted) from
  * files; key_file NULL: the key is in chain_file too.  Replaces an
  * earlier one.  A server needs one; a client sends it when the server
- * asks (mutual TLS).  Returns 0, PIER_EINVAL (NULL ctx or chain_file, a
- * file that is not PEM, a key that does not match the certificate),
- * PIER_ENOENT (no such file), PIER_EBUSY (the context is in use);
- * pier_tls_ctx_error() tells OpenSSL's reason.
+ * asks (mutual TLS).  pier_tls_ctx_error() tells OpenSSL's reason for a
+ * failure.
+ * Errors: PIER_EINVAL (NULL ctx or chain_file, a file that is not PEM, a
+ * key that does not match the certificate), PIER_ENOENT (no such file),
+ * PIER_EBUSY (the context is in use).
+ * Threads: any thread, while no socket uses the context.
  */
 int pier_tls_ctx_use_cert_file(pier_tls_ctx *ctx, const char *chain_file,
                                const char *key_file);
 
 /*
  * pier_tls_ctx_use_cert_mem - the same from memory: chain (PEM, len
- * bytes) and key (PEM, key_len bytes).  The bytes are copied.  Returns as
- * pier_tls_ctx_use_cert_file (no PIER_ENOENT).
+ * bytes) and key (PEM, key_len bytes).  The bytes are copied.
+ * Errors: PIER_EINVAL (NULL ctx or chain, bytes that are not PEM, a key
+ * that does not match the certificate), PIER_EBUSY (the context is in
+ * use), PIER_ENOMEM.
+ * Threads: any thread, while no socket uses the context.
  */
 int pier_tls_ctx_use_cert_mem(pier_tls_ctx *ctx, const void *chain,
                               size_t len, const void *key, size_t key_len);
@@ -190,8 +202,10 @@ int pier_tls_ctx_use_cert_mem(pier_tls_ctx *ctx, const void *chain,
  * Debian /etc/ssl/certs; on Windows OPENSSLDIR, not the Windows
  * certificate store - load a file there).  They add up.  A client
  * context that has loaded none of them uses the system's store.
- * Returns 0, PIER_EINVAL (NULL, not PEM, no certificate in it),
- * PIER_ENOENT (no such file or directory), PIER_EBUSY.
+ * Errors: PIER_EINVAL (NULL arguments, not PEM, no certificate in it),
+ * PIER_ENOENT (no such file or directory), PIER_EBUSY (the context is in
+ * use).
+ * Threads: any thread, while no socket uses the context.
  */
 int pier_tls_ctx_load_ca_file(pier_tls_ctx *ctx, const char *file);
 int pier_tls_ctx_load_ca_dir(pier_tls_ctx *ctx, const char *dir);
@@ -201,8 +215,10 @@ int pier_tls_ctx_load_ca_system(pier_tls_ctx *ctx);
 /*
  * pier_tls_ctx_set_verify - the verification policy (PIER_TLS_VERIFY_*).
  * A server asking for client certificates verifies them against the CAs
- * loaded into it.  Returns 0, PIER_EINVAL
- * (unknown mode), PIER_EBUSY.
+ * loaded into it.
+ * Errors: PIER_EINVAL (NULL ctx, unknown mode), PIER_EBUSY (the context
+ * is in use).
+ * Threads: any thread, while no socket uses the context.
  */
 int pier_tls_ctx_set_verify(pier_tls_ctx *ctx, int mode);
 
@@ -212,9 +228,10 @@ int pier_tls_ctx_set_verify(pier_tls_ctx *ctx, int mode);
  * with this context that names none itself (pier_tls_wrap's name).  An
  * IP address literal is checked against the certificate's IP addresses
  * and sends no SNI.  NULL clears it: then a client with neither checks
- * the address it connected to.  The string is copied.  Returns 0,
- * PIER_EINVAL (a server context, an empty or overlong name), PIER_EBUSY,
- * PIER_ENOMEM.
+ * the address it connected to.  The string is copied.
+ * Errors: PIER_EINVAL (NULL ctx, a server context, an empty or overlong
+ * name), PIER_EBUSY (the context is in use), PIER_ENOMEM.
+ * Threads: any thread, while no socket uses the context.
  */
 int pier_tls_ctx_set_server_name(pier_tls_ctx *ctx, const char *name);
 
@@ -224,8 +241,9 @@ int pier_tls_ctx_set_server_name(pier_tls_ctx *ctx, const char *name);
  * server picks the first of its own the client offers, and goes on
  * without ALPN when there is none in common (read the result with
  * pier_tls_alpn).  n 0 clears the list.  The strings are copied.
- * Returns 0, PIER_EINVAL (a name empty or too long, NULL list with n),
- * PIER_EBUSY, PIER_ENOMEM.
+ * Errors: PIER_EINVAL (NULL ctx, a name empty or too long, NULL list
+ * with n), PIER_EBUSY (the context is in use), PIER_ENOMEM.
+ * Threads: any thread, while no socket uses the context.
  */
 int pier_tls_ctx_set_alpn(pier_tls_ctx *ctx, const char *const *protos,
                           size_t n);
@@ -234,8 +252,10 @@ int pier_tls_ctx_set_alpn(pier_tls_ctx *ctx, const char *const *protos,
  * pier_tls_ctx_set_versions - the lowest and highest protocol versions
  * (PIER_TLS_1_2, PIER_TLS_1_3, or PIER_TLS_ANY for no bound).  The
  * default is PIER_TLS_1_2 .. PIER_TLS_ANY; versions below TLS 1.2 are
- * not offered.  Returns 0, PIER_EINVAL (unknown version, min > max),
- * PIER_EBUSY.
+ * not offered.
+ * Errors: PIER_EINVAL (NULL ctx, unknown version, min > max), PIER_EBUSY
+ * (the context is in use).
+ * Threads: any thread, while no socket uses the context.
  */
 int pier_tls_ctx_set_versions(pier_tls_ctx *ctx, int min_version,
                               int max_version);
@@ -246,21 +266,29 @@ int pier_tls_ctx_set_versions(pier_tls_ctx *ctx, int min_version,
  * one of the same server at the next connect, so that the handshake is
  * abbreviated (pier_tls_resumed tells).  On by default (on 1 / off 0);
  * off also clears the cache.  A server always offers resumption
- * (tickets).  Returns 0, PIER_EINVAL (NULL), PIER_EBUSY.
+ * (tickets).
+ * Errors: PIER_EINVAL (NULL ctx), PIER_EBUSY (the context is in use).
+ * Threads: any thread, while no socket uses the context.
  */
 int pier_tls_ctx_set_resumption(pier_tls_ctx *ctx, int on);
 
 /*
  * pier_tls_ctx_error - OpenSSL's reason for the last failed call of
  * section 1 on ctx, into buf (cap bytes, always terminated); "" when
- * none failed.  Returns the length of the whole text.
+ * none failed.  Returns the length of the whole text (which may be more
+ * than cap - 1: it was cut).
+ * Errors: none.
+ * Threads: any thread, while no other thread changes the context.
  */
 size_t pier_tls_ctx_error(const pier_tls_ctx *ctx, char *buf, size_t cap);
 
 /*
  * pier_tls_ctx_native - the OpenSSL SSL_CTX * underneath, for settings
  * this header does not cover (cipher lists, curves, key logging).  Owned
- * by ctx; change it only while the context is not in use.
+ * by ctx; change it only while the context is not in use.  NULL for a
+ * NULL ctx.
+ * Errors: none.
+ * Threads: any thread, while no socket uses the context.
  */
 void *pier_tls_ctx_native(pier_tls_ctx *ctx);
 
@@ -282,16 +310,23 @@ void *pier_tls_ctx_native(pier_tls_ctx *ctx);
  * listening lower cannot start accepting (out of memory or descriptors):
  * then it is closed.  A session that cannot start over a connected lower
  * (out of memory) fails its first operations with the error.
- * Returns 0, PIER_EINVAL (NULL ctx, lower or out; a client context on a
- * listening socket), PIER_EOPNOTSUPP (a connectionless socket),
- * PIER_EBADF (lower closing), PIER_ENOMEM.
+ * Errors: PIER_EINVAL (NULL ctx, lower or out; a server_name empty or
+ * over 255 bytes; a client context on a listening socket),
+ * PIER_EOPNOTSUPP (a connectionless socket), PIER_EBADF (lower is
+ * closing), PIER_ENOMEM, PIER_EMFILE (a listening lower cannot start
+ * accepting).
+ * Status: (of the operations on the new socket) the errors of TLS
+ * sockets listed in pier_tls(3): PIER_ETLS_HANDSHAKE, PIER_ETLS_VERIFY,
+ * PIER_ETLS_PROTOCOL, PIER_ECONNRESET, PIER_ETIMEDOUT.
  */
 int pier_tls_wrap(pier_tls_ctx *ctx, pier_socket *lower,
                   const char *server_name, pier_socket **out);
 
 /*
  * pier_tls_is_tls - 1 if s is a TLS socket made by pier_tls_wrap (or
- * accepted on one), else 0.
+ * accepted on one), else 0 (also for NULL).
+ * Errors: none.
+ * Threads: any thread.
  */
 int pier_tls_is_tls(const pier_socket *s);
 
@@ -305,7 +340,7 @@ int pier_tls_is_tls(const pier_socket *s);
  * bytes, always terminated; buf may be NULL with cap 0), e.g.
  * "certificate verify failed: hostname mismatch".  On a TLS listener it
  * is the failure of the last connection dropped during its handshake.
- * PIER_EINVAL for a socket that is not TLS.
+ * Errors: PIER_EINVAL (NULL s, or a socket that is not TLS).
  */
 int pier_tls_error(pier_socket *s, char *buf, size_t cap);
 
@@ -314,6 +349,8 @@ int pier_tls_error(pier_socket *s, char *buf, size_t cap);
  * buf (cap bytes, terminated).  Returns its length, 0 when none was
  * negotiated (or the handshake has not finished), PIER_EMSGSIZE when it
  * does not fit, PIER_EINVAL for a socket that is not TLS.
+ * Errors: PIER_EMSGSIZE (the name does not fit in cap bytes), PIER_EINVAL
+ * (NULL s or buf, a socket that is not TLS).
  */
 int pier_tls_alpn(pier_socket *s, char *buf, size_t cap);
 
@@ -321,6 +358,7 @@ int pier_tls_alpn(pier_socket *s, char *buf, size_t cap);
  * pier_tls_resumed - 1 when s's handshake resumed an earlier session
  * (abbreviated handshake), 0 when it was a full one or has not finished,
  * PIER_EINVAL for a socket that is not TLS.
+ * Errors: PIER_EINVAL (NULL s, a socket that is not TLS).
  */
 int pier_tls_resumed(pier_socket *s);
 
@@ -328,14 +366,16 @@ int pier_tls_resumed(pier_socket *s);
  * pier_tls_version - the negotiated protocol version (PIER_TLS_1_2,
  * PIER_TLS_1_3, or another TLS version number) once the handshake has
  * finished, 0 before, PIER_EINVAL for a socket that is not TLS.
+ * Errors: PIER_EINVAL (NULL s, a socket that is not TLS).
  */
 int pier_tls_version(pier_socket *s);
 
 /*
  * pier_tls_cipher - the negotiated cipher suite's name (OpenSSL's, e.g.
  * "TLS_AES_256_GCM_SHA384") into buf (cap bytes, terminated).  Returns
- * its length, 0 before the handshake has finished, PIER_EMSGSIZE,
- * PIER_EINVAL.
+ * its length, 0 before the handshake has finished.
+ * Errors: PIER_EMSGSIZE (the name does not fit in cap bytes), PIER_EINVAL
+ * (NULL s or buf, a socket that is not TLS).
  */
 int pier_tls_cipher(pier_socket *s, char *buf, size_t cap);
 
@@ -343,8 +383,9 @@ int pier_tls_cipher(pier_socket *s, char *buf, size_t cap);
  * pier_tls_peer_subject - the subject of the peer's certificate in
  * OpenSSL's one-line RFC 2253 form ("CN=localhost,O=pier") into buf (cap
  * bytes, terminated).  Returns its length, 0 when the peer sent no
- * certificate (or the handshake has not finished), PIER_EMSGSIZE,
- * PIER_EINVAL.
+ * certificate (or the handshake has not finished).
+ * Errors: PIER_EMSGSIZE (the subject does not fit in cap bytes),
+ * PIER_EINVAL (NULL s or buf, a socket that is not TLS), PIER_ENOMEM.
  */
 int pier_tls_peer_subject(pier_socket *s, char *buf, size_t cap);
 
@@ -353,6 +394,8 @@ int pier_tls_peer_subject(pier_socket *s, char *buf, size_t cap);
  * not cover; owned by s (valid until its close callback).  Only from
  * s's callbacks or while no thread runs its loop.  NULL for a socket
  * that is not TLS.
+ * Errors: none.
+ * Threads: s's callbacks, or any thread while no thread runs its loop.
  */
 void *pier_tls_native(pier_socket *s);
 
