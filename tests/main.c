@@ -73,6 +73,7 @@ static bool listing;                /* --list: print names as built */
 static const char *wanted[MAX_NAMES]; /* the NAMEs; none: every test */
 static int nwanted;
 static bool wanted_hit[MAX_NAMES];    /* NAME matched a suite, case or test */
+static int cases_kept;                /* of the suite being built */
 
 /* Whether PAT ("suite", "suite/case" or "suite/case/test") names the
    item with these parts; CASE and TEST are NULL for a suite or a case. */
@@ -136,16 +137,24 @@ void t_tcase_add_test(TCase *tc, const TTest *tt, int sig, int exit_value,
 
 void t_suite_add_tcase(Suite *s, TCase *tc) {
   struct test_case *c = case_of(tc);
-  if (nwanted > 0 && c && c->selected > 0) tcase_set_tags(tc, SELECTED_TAG);
+  if (nwanted > 0 && c && c->selected > 0) {
+    tcase_set_tags(tc, SELECTED_TAG);
+    cases_kept++;
+  }
   (suite_add_tcase)(s, tc);
 }
 
-/* A runner holding every suite, built with the selection in place.
+/* A runner holding every suite the selection keeps (all without one).
    Returns NULL, having said why, when a NAME names nothing. */
 static SRunner *build_runner(void) {
-  SRunner *sr = srunner_create(NULL);
-  for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
-    srunner_add_suite(sr, suites[i]());
+  SRunner *sr = srunner_create(NULL), *unused = srunner_create(NULL);
+  for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
+    cases_kept = 0;
+    Suite *s = suites[i]();
+    /* Left out, a suite prints nothing in the no-fork log either. */
+    srunner_add_suite(nwanted > 0 && cases_kept == 0 ? unused : sr, s);
+  }
+  srunner_free(unused);
   for (int i = 0; i < nwanted; i++) {
     if (wanted_hit[i]) continue;
     fprintf(stderr, "pier-tests: no suite, test case or test is named "
