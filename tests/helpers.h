@@ -65,6 +65,7 @@ Suite *suite_share(void);
 Suite *suite_msg(void);
 Suite *suite_msgbad(void);
 Suite *suite_tls(void);
+Suite *suite_syscalls(void); /* where the libevent provider is built */
 
 /*
  * The child process of the share suite: `pier-tests --child NAME ARGS...`

@@ -24,6 +24,9 @@
  * seconds (default 900) with a "pier-tests: ... hung" line.
  * tests/run-providers.sh then runs each suite in a process of its own.
  */
+#ifdef HAVE_CONFIG_H
+#  include <config.h> /* PIER_HAVE_LIBEVENT */
+#endif
 #include "helpers.h"
 #include <pthread.h>
 #include <stdbool.h>
@@ -48,6 +51,9 @@ static const suite_fn suites[] = {
   suite_reset,    suite_badinput, suite_blocking, suite_resolve, suite_qos,
   suite_multicast, suite_poll, suite_threads, suite_netevents,
   suite_oshandle, suite_share, suite_msg, suite_msgbad, suite_tls,
+#ifdef PIER_HAVE_LIBEVENT
+  suite_syscalls, /* that provider's system call table */
+#endif
 };
 
 /* --- tests by name ---------------------------------------------------- */
