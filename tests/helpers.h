@@ -19,6 +19,24 @@
 #  include <netinet/tcp.h>
 #endif
 
+/*
+ * Suites are built through these wrappers of Check's calls, so that
+ * tests/main.c knows every suite, test case and test by name: it lists
+ * them (pier-tests --list) and runs only those named on its command line.
+ * Test files keep calling suite_create, tcase_create, tcase_add_test,
+ * tcase_add_loop_test and suite_add_tcase as usual.
+ */
+Suite *t_suite_create(const char *name);
+TCase *t_tcase_create(const char *name);
+void t_tcase_add_test(TCase *tc, const TTest *tt, int sig, int exit_value,
+                      int start, int end);
+void t_suite_add_tcase(Suite *s, TCase *tc);
+#define suite_create(name) t_suite_create(name)
+#define tcase_create(name) t_tcase_create(name)
+#define _tcase_add_test(tc, tt, sig, exit_value, start, end) \
+  t_tcase_add_test((tc), (tt), (sig), (exit_value), (start), (end))
+#define suite_add_tcase(s, tc) t_suite_add_tcase((s), (tc))
+
 /* Suites, one constructor per file, registered in tests/main.c. */
 Suite *suite_errors(void);
 Suite *suite_loop(void);
@@ -54,6 +72,7 @@ Suite *suite_tls(void);
 Suite *suite_reenter(void);
 Suite *suite_slowcallers(void);
 Suite *suite_emfile(void);
+Suite *suite_syscalls(void); /* where the libevent provider is built */
 
 /*
  * The child process of the share suite: `pier-tests --child NAME ARGS...`

@@ -38,7 +38,8 @@ static int is_connected(lev_sock *ls) {
   if (!ls->connected) {
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
-    ls->connected = getpeername(ls->fd, (struct sockaddr *)&peer, &len) == 0;
+    ls->connected =
+        sys_getpeername(ls->fd, (struct sockaddr *)&peer, &len) == 0;
   }
   return ls->connected;
 }
@@ -67,7 +68,7 @@ static void rearm(lev_sock *ls) {
 static void stream_readable(lev_sock *ls) {
   lev_netev *ne = ls->ne;
   char c;
-  ssize_t n = recv(ls->fd, &c, 1, MSG_PEEK);
+  ssize_t n = sys_recv(ls->fd, &c, 1, MSG_PEEK);
   if (n > 0) {
     if (ne->enabled & PIER_EV_READ) pier_spi_net_event(ls->s, PIER_EV_READ, 0);
     else ne->unread = 1; /* CLOSE waits until it has been read */
@@ -104,7 +105,7 @@ static void on_oob_poll(evutil_socket_t fd, short what, void *arg) {
   (void)what;
   ls->ne->armed &= ~EV_TIMEOUT; /* one-shot timer */
   char c;
-  if (recv(ls->fd, &c, 1, MSG_OOB | MSG_PEEK) > 0)
+  if (sys_recv(ls->fd, &c, 1, MSG_OOB | MSG_PEEK) > 0)
     pier_spi_net_event(ls->s, PIER_EV_OOB, 0);
   if (ls->ne) rearm(ls);
 }

@@ -90,7 +90,7 @@ int pier__lev_try_recv(lev_sock *ls, pier_op *op) {
       msg.msg_name = op->pier__r.from ? (void *)op->pier__r.from : (void *)&junk;
       msg.msg_namelen = sizeof junk;
     }
-    ssize_t n = recvmsg(ls->fd, &msg, flags);
+    ssize_t n = sys_recvmsg(ls->fd, &msg, flags);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -133,7 +133,7 @@ int pier__lev_try_send(lev_sock *ls, pier_op *op) {
       msg.msg_namelen = (socklen_t)op->pier__r.addr_len;
     }
     if (!dgram && op->pier__r.progress == want) return finish(op, 0);
-    ssize_t n = sendmsg(ls->fd, &msg, flags);
+    ssize_t n = sys_sendmsg(ls->fd, &msg, flags);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return LEV_WAIT;
@@ -157,7 +157,8 @@ static int fast_open(lev_sock *ls, pier_op *op) {
   int on = 1;
   if (op->pier__r.nbufs == 0 ||
       pier_socket_protocol(ls->s)->protocol != IPPROTO_TCP ||
-      setsockopt(ls->fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &on, sizeof on) != 0)
+      sys_setsockopt(ls->fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &on,
+                     sizeof on) != 0)
     return 0;
   return 1;
 #else
@@ -170,7 +171,7 @@ static int fast_open(lev_sock *ls, pier_op *op) {
 static int first_send(lev_sock *ls, pier_op *op) {
   const pier_buf *b = &op->pier__r.bufs[0];
   for (;;) {
-    ssize_t n = send(ls->fd, b->base, b->len, MSG_NOSIGNAL);
+    ssize_t n = sys_send(ls->fd, b->base, b->len, MSG_NOSIGNAL);
     if (n >= 0) {
       op->pier__r.progress = (size_t)n;
       ls->connected = 1;
@@ -189,7 +190,7 @@ int pier__lev_connect_start(lev_sock *ls, pier_op *op) {
   const struct sockaddr *a = (const struct sockaddr *)&op->pier__r.addr;
   int tfo = fast_open(ls, op);
   for (;;) {
-    if (connect(ls->fd, a, (socklen_t)op->pier__r.addr_len) == 0) {
+    if (sys_connect(ls->fd, a, (socklen_t)op->pier__r.addr_len) == 0) {
       if (tfo) return first_send(ls, op);
       ls->connected = 1;
       return finish(op, 0);
@@ -206,7 +207,8 @@ int pier__lev_connect_start(lev_sock *ls, pier_op *op) {
 int pier__lev_connect_finish(lev_sock *ls, pier_op *op) {
   int err = 0;
   socklen_t len = sizeof err;
-  if (getsockopt(ls->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (sys_getsockopt(ls->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    err = errno;
   if (err == EINPROGRESS || err == EALREADY) return LEV_WAIT;
   ls->connecting = 0;
   if (err == 0) ls->connected = 1;

@@ -9,13 +9,15 @@
  *
  * Files: provider.c (table, loop, socket calls, dispatch), io.c (recv,
  * send, connect attempts), accept.c (conditional accept), block.c
- * (blocking calls and their cancellation), events.c (network events).
+ * (blocking calls and their cancellation), events.c (network events),
+ * syscalls.c (the replaceable system call table).
  */
 #ifndef PIER_LEV_H
 #define PIER_LEV_H
 
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -66,6 +68,68 @@ typedef struct lev_sock {
   lev_netev *ne;             /* network event watchers, or NULL */
   int listening, dgram;
 } lev_sock;
+
+/*
+ * syscalls.c - the provider's system calls go through one table that
+ * pier_spi_syscall_set() may change (pier/spi.h section 5): sys_NAME is
+ * the entry NAME, called like the OS's NAME.  (accept.c and block.c still
+ * call the OS directly.)
+ */
+enum {
+  LEV_SYS_SOCKET, LEV_SYS_CLOSE, LEV_SYS_BIND, LEV_SYS_LISTEN,
+  LEV_SYS_SHUTDOWN, LEV_SYS_CONNECT, LEV_SYS_RECV, LEV_SYS_SEND,
+  LEV_SYS_RECVMSG, LEV_SYS_SENDMSG, LEV_SYS_GETSOCKOPT, LEV_SYS_SETSOCKOPT,
+  LEV_SYS_GETSOCKNAME, LEV_SYS_GETPEERNAME, LEV_SYS_FCNTL, LEV_SYS_IOCTL,
+  LEV_SYS_READ, LEV_SYS_WRITE, LEV_SYS_PIPE,
+#ifdef __linux__
+  LEV_SYS_EVENTFD,
+#endif
+  LEV_SYS_COUNT
+};
+typedef struct lev_syscall {
+  const char *name;          /* as pier_spi_syscall_set() knows it */
+  pier_syscall_fn os;        /* the OS's own */
+  pier_syscall_fn cur;       /* the one called (atomic) */
+} lev_syscall;
+extern lev_syscall pier__lev_syscalls[LEV_SYS_COUNT];
+
+static inline pier_syscall_fn lev_sys(int i) {
+  return __atomic_load_n(&pier__lev_syscalls[i].cur, __ATOMIC_ACQUIRE);
+}
+
+#define sys_socket ((int (*)(int, int, int))lev_sys(LEV_SYS_SOCKET))
+#define sys_close ((int (*)(int))lev_sys(LEV_SYS_CLOSE))
+#define sys_bind \
+  ((int (*)(int, const struct sockaddr *, socklen_t))lev_sys(LEV_SYS_BIND))
+#define sys_listen ((int (*)(int, int))lev_sys(LEV_SYS_LISTEN))
+#define sys_shutdown ((int (*)(int, int))lev_sys(LEV_SYS_SHUTDOWN))
+#define sys_connect \
+  ((int (*)(int, const struct sockaddr *, socklen_t))lev_sys(LEV_SYS_CONNECT))
+#define sys_recv ((ssize_t (*)(int, void *, size_t, int))lev_sys(LEV_SYS_RECV))
+#define sys_send \
+  ((ssize_t (*)(int, const void *, size_t, int))lev_sys(LEV_SYS_SEND))
+#define sys_recvmsg \
+  ((ssize_t (*)(int, struct msghdr *, int))lev_sys(LEV_SYS_RECVMSG))
+#define sys_sendmsg \
+  ((ssize_t (*)(int, const struct msghdr *, int))lev_sys(LEV_SYS_SENDMSG))
+#define sys_getsockopt \
+  ((int (*)(int, int, int, void *, socklen_t *))lev_sys(LEV_SYS_GETSOCKOPT))
+#define sys_setsockopt                                              \
+  ((int (*)(int, int, int, const void *, socklen_t))lev_sys(        \
+      LEV_SYS_SETSOCKOPT))
+#define sys_getsockname                                             \
+  ((int (*)(int, struct sockaddr *, socklen_t *))lev_sys(           \
+      LEV_SYS_GETSOCKNAME))
+#define sys_getpeername                                             \
+  ((int (*)(int, struct sockaddr *, socklen_t *))lev_sys(           \
+      LEV_SYS_GETPEERNAME))
+#define sys_fcntl ((int (*)(int, int, ...))lev_sys(LEV_SYS_FCNTL))
+#define sys_ioctl ((int (*)(int, unsigned long, ...))lev_sys(LEV_SYS_IOCTL))
+#define sys_read ((ssize_t (*)(int, void *, size_t))lev_sys(LEV_SYS_READ))
+#define sys_write \
+  ((ssize_t (*)(int, const void *, size_t))lev_sys(LEV_SYS_WRITE))
+#define sys_pipe ((int (*)(int[2]))lev_sys(LEV_SYS_PIPE))
+#define sys_eventfd ((int (*)(unsigned int, int))lev_sys(LEV_SYS_EVENTFD))
 
 /* Add ev (watching bit, with timeout tv) or delete it, as want says,
    keeping the record of what is added in *armed. */

@@ -35,7 +35,7 @@ static lev_loop *lev_loop_of(pier_loop *loop) {
 static void on_wake(evutil_socket_t fd, short what, void *arg) {
   lev_loop *ll = arg;
   char buf[64];
-  while (read(fd, buf, sizeof buf) > 0) {
+  while (sys_read(fd, buf, sizeof buf) > 0) {
   }
   /* Cleared after draining: a waker that saw the flag set is seen by the
      core's checks that follow this poll. */
@@ -46,17 +46,17 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg) {}
 
 static int wake_open(lev_loop *ll) {
 #ifdef __linux__
-  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  int fd = sys_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (fd >= 0) {
     ll->wake_rfd = ll->wake_wfd = fd;
     return 0;
   }
 #endif
   int p[2];
-  if (pipe(p) != 0) return pier_spi_os_error(errno);
+  if (sys_pipe(p) != 0) return pier_spi_os_error(errno);
   for (int i = 0; i < 2; i++) {
-    fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    fcntl(p[i], F_SETFL, O_NONBLOCK);
+    sys_fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    sys_fcntl(p[i], F_SETFL, O_NONBLOCK);
   }
   ll->wake_rfd = p[0];
   ll->wake_wfd = p[1];
@@ -64,8 +64,8 @@ static int wake_open(lev_loop *ll) {
 }
 
 static void wake_close(lev_loop *ll) {
-  close(ll->wake_rfd);
-  if (ll->wake_wfd != ll->wake_rfd) close(ll->wake_wfd);
+  sys_close(ll->wake_rfd);
+  if (ll->wake_wfd != ll->wake_rfd) sys_close(ll->wake_wfd);
 }
 
 static int lev_loop_init(pier_loop *loop) {
@@ -124,7 +124,8 @@ static void lev_loop_wake(pier_loop *loop) {
   lev_loop *ll = lev_loop_of(loop);
   if (__atomic_exchange_n(&ll->wake_pending, 1, __ATOMIC_ACQ_REL)) return;
   uint64_t one = 1;
-  ssize_t r = write(ll->wake_wfd, &one, ll->wake_wfd == ll->wake_rfd ? 8 : 1);
+  ssize_t r =
+      sys_write(ll->wake_wfd, &one, ll->wake_wfd == ll->wake_rfd ? 8 : 1);
   (void)r;
 }
 
@@ -324,20 +325,21 @@ static int lev_open(pier_socket *s, const pier_protocol_info *proto,
   int fd = h;
   if (fd < 0) {
 #ifdef SOCK_NONBLOCK
-    fd = socket(proto->family, proto->socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                proto->protocol);
+    fd = sys_socket(proto->family,
+                    proto->socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    proto->protocol);
 #else
-    fd = socket(proto->family, proto->socktype, proto->protocol);
+    fd = sys_socket(proto->family, proto->socktype, proto->protocol);
 #endif
     if (fd < 0) return pier_spi_os_error(errno);
   }
   /* The OS socket is always non-blocking; pier's blocking mode is ours. */
-  int fl = fcntl(fd, F_GETFL);
-  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  int fl = sys_fcntl(fd, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) sys_fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  sys_fcntl(fd, F_SETFD, FD_CLOEXEC);
 #ifdef SO_NOSIGPIPE
   int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+  sys_setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
   ls->s = s;
   ls->ll = ll;
@@ -347,10 +349,12 @@ static int lev_open(pier_socket *s, const pier_protocol_info *proto,
   if (h >= 0) { /* accepted or adopted: connected if it has a peer */
     struct sockaddr_storage peer;
     socklen_t plen = sizeof peer;
-    ls->connected = getpeername(fd, (struct sockaddr *)&peer, &plen) == 0;
+    ls->connected =
+        sys_getpeername(fd, (struct sockaddr *)&peer, &plen) == 0;
     int on = 0;
     socklen_t olen = sizeof on;
-    ls->listening = getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) == 0 && on;
+    ls->listening =
+        sys_getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) == 0 && on;
   }
   /* Assigned now so that event_active() and event_del() are always valid. */
   event_assign(&ls->ev, ll->base, fd, EV_READ | EV_PERSIST, on_io, ls);
@@ -373,7 +377,7 @@ static void lev_close(pier_socket *s) {
   event_del(&ls->ev); /* also drops an event_active() still queued */
   pier__lev_events_free(ls);
   pier__lev_drop_deferred(ls);
-  close(ls->fd);
+  sys_close(ls->fd);
   ls->fd = -1;
   pier_spi_closed(s);
 }
@@ -381,27 +385,27 @@ static void lev_close(pier_socket *s) {
 static int os_rc(int rc) { return rc == 0 ? 0 : pier_spi_os_error(errno); }
 
 static int lev_bind(pier_socket *s, const struct sockaddr *a, size_t len) {
-  return os_rc(bind(lev_sock_of(s)->fd, a, (socklen_t)len));
+  return os_rc(sys_bind(lev_sock_of(s)->fd, a, (socklen_t)len));
 }
 
 static int lev_listen(pier_socket *s, int backlog) {
   lev_sock *ls = lev_sock_of(s);
-  int rc = os_rc(listen(ls->fd, backlog));
+  int rc = os_rc(sys_listen(ls->fd, backlog));
   if (rc == 0) ls->listening = 1;
   return rc;
 }
 
 static int lev_shutdown(pier_socket *s, int how) {
   int h = how == PIER_SHUT_RD ? SHUT_RD : how == PIER_SHUT_WR ? SHUT_WR : SHUT_RDWR;
-  return os_rc(shutdown(lev_sock_of(s)->fd, h));
+  return os_rc(sys_shutdown(lev_sock_of(s)->fd, h));
 }
 
 static int lev_sockname(pier_socket *s, int peer, struct sockaddr_storage *addr,
                         size_t *len) {
   socklen_t l = (socklen_t)(*len > sizeof *addr ? sizeof *addr : *len);
   int fd = lev_sock_of(s)->fd;
-  int rc = peer ? getpeername(fd, (struct sockaddr *)addr, &l)
-                : getsockname(fd, (struct sockaddr *)addr, &l);
+  int rc = peer ? sys_getpeername(fd, (struct sockaddr *)addr, &l)
+                : sys_getsockname(fd, (struct sockaddr *)addr, &l);
   if (rc == 0) *len = l;
   return os_rc(rc);
 }
@@ -423,7 +427,7 @@ static int lev_getsockopt(pier_socket *s, int level, int name, void *val,
   }
   if (level == PIER_SOL_PROVIDER) return PIER_ENOPROTOOPT;
   socklen_t l = (socklen_t)*len;
-  int rc = getsockopt(lev_sock_of(s)->fd, level, name, val, &l);
+  int rc = sys_getsockopt(lev_sock_of(s)->fd, level, name, val, &l);
   if (rc == 0) *len = l;
   return os_rc(rc);
 }
@@ -434,21 +438,22 @@ static int lev_setsockopt(pier_socket *s, int level, int name, const void *val,
   if (level == PIER_SOL_PROVIDER)
     return name == PIER_SO_PREPOSTED_ACCEPTS || name == PIER_SO_ZERO_READ
                ? 0 : PIER_ENOPROTOOPT;
-  return os_rc(setsockopt(lev_sock_of(s)->fd, level, name, val, (socklen_t)len));
+  return os_rc(
+      sys_setsockopt(lev_sock_of(s)->fd, level, name, val, (socklen_t)len));
 }
 
 static int lev_ioctl(pier_socket *s, int cmd, void *arg) {
   int fd = lev_sock_of(s)->fd;
   if (cmd == PIER_FIONREAD) {
     int n = 0;
-    if (ioctl(fd, FIONREAD, &n) != 0) return pier_spi_os_error(errno);
+    if (sys_ioctl(fd, FIONREAD, &n) != 0) return pier_spi_os_error(errno);
     *(size_t *)arg = n > 0 ? (size_t)n : 0;
     return 0;
   }
   if (cmd == PIER_SIOCATMARK) {
     /* Winsock's meaning: 1 when no urgent data is waiting. */
     char c;
-    ssize_t n = recv(fd, &c, 1, MSG_OOB | MSG_PEEK);
+    ssize_t n = sys_recv(fd, &c, 1, MSG_OOB | MSG_PEEK);
     *(int *)arg = n <= 0;
     return 0;
   }

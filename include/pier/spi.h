@@ -9,6 +9,7 @@
  *   2. core services for providers
  *   3. operation queue helpers
  *   4. layered providers
+ *   5. replaceable system calls (fault injection)
  *
  * Threading: every slot is called with the loop's core lock held, so a
  * provider sees one call at a time per loop and needs no locks of its own
@@ -377,6 +378,51 @@ int pier_spi_register_protocol(const pier_protocol_info *entry,
 int pier_spi_protocol_layer(const pier_protocol_info *entry,
                             const pier_provider **layer,
                             const pier_protocol_info **base);
+
+/* ------------------------------------------------------------------ */
+/* 5. replaceable system calls                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A base provider makes its system calls through one table of named
+ * entries (SQLite's aSyscall and xSetSystemCall), so that tests and a
+ * fault-injection layer can put a function of their own in place of any
+ * of them: fail with EINTR or EAGAIN, transfer fewer bytes, reset.  An
+ * entry holds a function of the OS call's own type (recvmsg's for
+ * "recvmsg"), cast to pier_syscall_fn; the replacement is called exactly
+ * where the OS call would be, errno included.  The table is the process's:
+ * a change applies to every loop, from the provider's next call on.
+ *
+ * Where: the libevent provider ("socket", "close", "bind", "listen",
+ * "shutdown", "connect", "recv", "send", "recvmsg", "sendmsg",
+ * "getsockopt", "setsockopt", "getsockname", "getpeername", "fcntl",
+ * "ioctl", "read", "write", "pipe" and, on Linux, "eventfd"; its
+ * conditional accept and blocking calls still call the OS directly).
+ * These functions exist only in builds with that provider
+ * (PIER_HAVE_LIBEVENT in config.h).
+ */
+typedef void (*pier_syscall_fn)(void);
+
+/*
+ * pier_spi_syscall_set - make fn the entry called name; NULL restores the
+ * OS's own.  The entry it replaces goes to *old when old is not NULL.
+ * With name NULL every entry is restored (fn and old are ignored).
+ * Returns 0, or PIER_ENOENT for a name no entry has.  Safe from any
+ * thread; a call already under way finishes with the entry it started
+ * with.
+ */
+int pier_spi_syscall_set(const char *name, pier_syscall_fn fn,
+                         pier_syscall_fn *old);
+
+/* pier_spi_syscall_get - the entry called name now, or NULL if none is. */
+pier_syscall_fn pier_spi_syscall_get(const char *name);
+
+/*
+ * pier_spi_syscall_next - the name of the entry after the one called
+ * name (NULL: the first entry); NULL after the last or for a name no
+ * entry has.  The names are static strings.
+ */
+const char *pier_spi_syscall_next(const char *name);
 
 #ifdef __cplusplus
 }
