@@ -50,6 +50,7 @@ Suite *suite_share(void);
 Suite *suite_msg(void);
 Suite *suite_msgbad(void);
 Suite *suite_tls(void);
+Suite *suite_argerrors(void);
 
 /*
  * The child process of the share suite: `pier-tests --child NAME ARGS...`

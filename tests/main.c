@@ -38,6 +38,7 @@ static const suite_fn suites[] = {
   suite_reset,    suite_badinput, suite_buffers, suite_blocking, suite_resolve, suite_qos,
   suite_multicast, suite_poll, suite_threads, suite_netevents,
   suite_oshandle, suite_share, suite_msg, suite_msgbad, suite_tls,
+  suite_argerrors,
 };
 
 /* --- the no-fork watchdog -------------------------------------------- */
