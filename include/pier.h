@@ -313,11 +313,12 @@ size_t pier_protocols(const pier_protocol_info **list);
 
 /*
  * pier_protocol_find - the catalog entry of that name, or NULL when no
- * entry has it ("tcp" is no name: the entries are "tcp4", "tcp6", ... as
- * pier_protocols() lists them, and a layer's entry exists only once the
- * layer registered it).  Check the result: pier_socket_open() answers a
- * NULL proto with PIER_EINVAL, logged at PIER_LOG_DEBUG through the log
- * hook ("pier_socket_open: proto is NULL ...").  The entry is static.
+ * entry has it: "tcp" is no name (the entries are "tcp4", "tcp6", ... as
+ * pier_protocols() lists them; an entry of a third-party layer exists once
+ * pier_spi_register_protocol() added it).  Check the result:
+ * pier_socket_open() answers a NULL proto with PIER_EINVAL, and says so
+ * at PIER_LOG_DEBUG through the log hook ("pier_socket_open: proto is
+ * NULL ...").  The entry lives as long as the process.
  */
 const pier_protocol_info *pier_protocol_find(const char *name);
 
