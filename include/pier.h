@@ -410,12 +410,15 @@ typedef struct pier_protocol_info {
 size_t pier_protocols(const pier_protocol_info **list);
 
 /*
- * pier_protocol_find - the catalog entry named name ("tcp4", "tcp6",
- * "udp4", "udp6", "local" where the OS has AF_UNIX, "tcp4+cd", "tcp6+cd",
- * "msg4", "msg6"; pier_protocols() lists those of this platform).
- * Returns NULL for a NULL name or one that is not in the catalog (names
- * are case-sensitive); pier_socket_open() given that NULL returns
- * PIER_EINVAL, so check the result when the name comes from a user.
+ * pier_protocol_find - the catalog entry of that name, or NULL when no
+ * entry has it: "tcp" is no name (the entries are "tcp4", "tcp6", "udp4",
+ * "udp6", "local" where the OS has AF_UNIX, "tcp4+cd", "tcp6+cd", "msg4",
+ * "msg6", as pier_protocols() lists them for this platform; names are
+ * case-sensitive; an entry of a third-party layer exists once
+ * pier_spi_register_protocol() added it).  Check the result:
+ * pier_socket_open() answers a NULL proto with PIER_EINVAL, and says so
+ * at PIER_LOG_DEBUG through the log hook ("pier_socket_open: proto is
+ * NULL ...").  The entry lives as long as the process.
  * Errors: none (NULL as above).
  * Threads: any thread.
  */

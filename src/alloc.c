@@ -31,7 +31,10 @@ int pier_set_allocator(const pier_allocator *a) {
     return 0;
   }
   if (!a->malloc_fn || !a->realloc_fn || !a->calloc_fn || !a->free_fn)
-    return PIER_EINVAL;
+    return pier__bad(__func__, "a->%s is NULL (all four functions must be "
+                     "set)", !a->malloc_fn ? "malloc_fn"
+                     : !a->realloc_fn ? "realloc_fn"
+                     : !a->calloc_fn ? "calloc_fn" : "free_fn");
   current = *a;
   return 0;
 }

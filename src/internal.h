@@ -26,6 +26,14 @@ void *pier__malloc(size_t n);
 void *pier__calloc(size_t count, size_t n);
 void *pier__realloc(void *p, size_t n);
 void pier__free(void *p);
+/* A call refused for a bad argument or state: logs "fn: why" at DEBUG
+   through the log hook (formatted only when a hook is set) and returns
+   PIER_EINVAL, so each site stays `return pier__bad(__func__, ...)`. */
+int pier__bad(const char *fn, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
 /* Loops alive in the process; the allocator may change only at zero. */
 void pier__process_ref(void);
 void pier__process_unref(void);
@@ -130,7 +138,7 @@ void pier__loop_op_started(pier_loop *loop, pier_op *op);
 /* Undo pier__loop_op_started for an op the provider refused. */
 void pier__loop_op_unstarted(pier_loop *loop, pier_op *op);
 /* Check a loop accepts new work: 0, PIER_EINVAL or PIER_ESHUTDOWN. */
-int pier__loop_usable(pier_loop *loop);
+int pier__loop_usable(const char *fn, pier_loop *loop);
 /* Move ops completed by other threads onto the done queues (core held). */
 void pier__loop_drain_remote(pier_loop *loop);
 /* 1 while anything keeps the loop alive (core held). */
@@ -228,13 +236,14 @@ int pier__qos_save(pier_socket *s, pier__qos_saved *out);
 void pier__qos_restore(pier_socket *s, const pier__qos_saved *saved);
 /* Give an accepted socket the listener's QoS, if it has one (qos.c). */
 void pier__qos_inherit(pier_socket *listener, pier_socket *s);
-/* 0 if addr/len is a whole address of its family, else PIER_EINVAL. */
-int pier__addr_check(const struct sockaddr *addr, size_t len);
+/* 0 if addr/len is a whole address of its family, else PIER_EINVAL
+   (logged as a bad argument of fn, as are the two checks below). */
+int pier__addr_check(const char *fn, const struct sockaddr *addr, size_t len);
 /* Bracket a blocking call; a close waits for the last one to leave. */
 void pier__socket_block_enter(pier_socket *s);
 void pier__socket_block_leave(pier_socket *s);
 /* 0 if s can take a new call, else PIER_EINVAL or PIER_EBADF. */
-int pier__socket_usable(const pier_socket *s);
+int pier__socket_usable(const char *fn, const pier_socket *s);
 
 /* 4. operations ------------------------------------------------------ */
 

@@ -18,12 +18,17 @@ int pier_spi_layer_open(const pier_provider *layer,
                         pier_socket *listener, pier_socket **out) {
   if (!layer || !proto || !lower || !out || layer->version < 3 ||
       !(layer->caps & PIER_PCAP_LAYER))
-    return PIER_EINVAL;
+    return pier__bad(__func__, "%s", !layer ? "layer is NULL"
+                     : !proto ? "proto is NULL" : !lower ? "lower is NULL"
+                     : !out ? "out is NULL"
+                     : "layer is not a layered provider (version < 3 or no "
+                     "PIER_PCAP_LAYER)");
   if (listener && (listener->prov != layer || listener->proto != proto))
-    return PIER_EINVAL;
+    return pier__bad(__func__,
+                     "listener is not a socket of this layer and proto");
   *out = NULL;
   pier_loop *loop = lower->loop;
-  int rc = pier__socket_usable(lower);
+  int rc = pier__socket_usable(__func__, lower);
   if (rc) return rc;
   unsigned flags = (PIER__SFLAGS(lower) & PIER__S_NONBLOCK) ? PIER_SOCK_NONBLOCK : 0;
   pier__lock(loop);
@@ -38,9 +43,11 @@ int pier_spi_layer_open(const pier_provider *layer,
 }
 
 int pier_recv_disconnect(pier_socket *s, void *buf, size_t cap, size_t *len) {
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
-  if (!len || (!buf && cap)) return PIER_EINVAL;
+  if (!len || (!buf && cap))
+    return pier__bad(__func__, "%s",
+                     !len ? "len is NULL" : "buf is NULL with a non-zero cap");
   if (!(s->proto->caps & PIER_CAP_DISCONNECT_DATA)) return PIER_EOPNOTSUPP;
   size_t n = cap;
   rc = pier__prov_getsockopt(s, PIER_SOL_PROVIDER,

@@ -22,15 +22,18 @@
 #define ROUND_UP(n) (((n) + LOOP_ALIGN - 1) & ~(size_t)(LOOP_ALIGN - 1))
 
 int pier_loop_new(const pier_loop_options *opts, pier_loop **out) {
-  if (!out) return PIER_EINVAL;
+  if (!out) return pier__bad(__func__, "out is NULL");
   *out = NULL;
   if (opts && opts->size < offsetof(pier_loop_options, flags))
-    return PIER_EINVAL;
+    return pier__bad(__func__, "opts->size %lu is too small (set it to "
+                     "sizeof(pier_loop_options))", (unsigned long)opts->size);
   unsigned threads = 1;
   if (opts && opts->size >= offsetof(pier_loop_options, threads) +
                                 sizeof opts->threads && opts->threads > 0)
     threads = opts->threads;
-  if (threads > PIER_LOOP_MAX_THREADS) return PIER_EINVAL;
+  if (threads > PIER_LOOP_MAX_THREADS)
+    return pier__bad(__func__, "opts->threads %u is outside 0..%d", threads,
+                     PIER_LOOP_MAX_THREADS);
   const pier_provider *prov;
   int rc = pier__provider_select(opts ? opts->provider : NULL, &prov);
   if (rc) return rc;
@@ -67,7 +70,7 @@ fail_os:
 }
 
 int pier_loop_close(pier_loop *loop) {
-  if (!loop) return PIER_EINVAL;
+  if (!loop) return pier__bad(__func__, "loop is NULL");
   pier__mutex_lock(&loop->lock);
   loop->closed = 1;
   pier__mutex_unlock(&loop->lock);
@@ -75,7 +78,7 @@ int pier_loop_close(pier_loop *loop) {
 }
 
 int pier_loop_free(pier_loop *loop) {
-  if (!loop) return PIER_EINVAL;
+  if (!loop) return pier__bad(__func__, "loop is NULL");
   pier__lock(loop);
   int busy = loop->nrunners || loop->nsockets || loop->nheap ||
              loop->pending || loop->active || loop->ready ||
@@ -98,8 +101,8 @@ int pier_loop_free(pier_loop *loop) {
   return 0;
 }
 
-int pier__loop_usable(pier_loop *loop) {
-  if (!loop) return PIER_EINVAL;
+int pier__loop_usable(const char *fn, pier_loop *loop) {
+  if (!loop) return pier__bad(fn, "loop is NULL");
   pier__mutex_lock(&loop->lock);
   int closed = loop->closed;
   pier__mutex_unlock(&loop->lock);
@@ -136,14 +139,14 @@ int pier__loop_alive(pier_loop *loop) {
 /* ------------------------------------------------------------------ */
 
 int pier_loop_stop(pier_loop *loop) {
-  if (!loop) return PIER_EINVAL;
+  if (!loop) return pier__bad(__func__, "loop is NULL");
   pier__store(&loop->stop, 1);
   loop->prov->loop_wake(loop);
   return 0;
 }
 
 int pier_loop_ref(pier_loop *loop) {
-  if (!loop) return PIER_EINVAL;
+  if (!loop) return pier__bad(__func__, "loop is NULL");
   pier__mutex_lock(&loop->lock);
   loop->refs++;
   pier__mutex_unlock(&loop->lock);
@@ -151,13 +154,14 @@ int pier_loop_ref(pier_loop *loop) {
 }
 
 int pier_loop_unref(pier_loop *loop) {
-  if (!loop) return PIER_EINVAL;
+  if (!loop) return pier__bad(__func__, "loop is NULL");
   pier__mutex_lock(&loop->lock);
   int rc = loop->refs > 0 ? 0 : PIER_EINVAL;
   if (rc == 0) loop->refs--;
   pier__mutex_unlock(&loop->lock);
   if (rc == 0) loop->prov->loop_wake(loop);
-  return rc;
+  return rc ? pier__bad(__func__, "the loop has no reference left (more "
+                        "unrefs than pier_loop_ref calls)") : 0;
 }
 
 static void remote_push(pier_loop *loop, pier_op *op, int status) {
@@ -168,7 +172,9 @@ static void remote_push(pier_loop *loop, pier_op *op, int status) {
 }
 
 int pier_loop_post(pier_loop *loop, pier_op *op, pier_op_cb cb) {
-  if (!loop || !op || !cb) return PIER_EINVAL;
+  if (!loop || !op || !cb)
+    return pier__bad(__func__, "%s is NULL",
+                     !loop ? "loop" : !op ? "op" : "cb");
   pier__mutex_lock(&loop->lock);
   int rc = loop->closed ? PIER_ESHUTDOWN
            : op->pier__r.state != PIER_OPS_IDLE ? PIER_EBUSY : 0;

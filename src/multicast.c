@@ -30,19 +30,21 @@ static int is_multicast(const struct sockaddr *a) {
   return 0;
 }
 
-static int check(pier_socket *s, const pier_group *g) {
-  int rc = pier__socket_usable(s);
+static int check(const char *fn, pier_socket *s, const pier_group *g) {
+  int rc = pier__socket_usable(fn, s);
   if (rc) return rc;
-  if (!g || pier__addr_check(g->group, g->group_len)) return PIER_EINVAL;
+  if (!g || pier__addr_check(fn, g->group, g->group_len))
+    return g ? PIER_EINVAL : pier__bad(fn, "g is NULL");
   if (!(s->proto->caps & PIER_CAP_MULTIPOINT)) return PIER_EOPNOTSUPP;
   if (g->group->sa_family != s->proto->family) return PIER_EAFNOSUPPORT;
-  if (!is_multicast(g->group)) return PIER_EINVAL;
-  if (g->source && (pier__addr_check(g->source, g->source_len) ||
+  if (!is_multicast(g->group))
+    return pier__bad(fn, "g->group is not a multicast address");
+  if (g->source && ((rc = pier__addr_check(fn, g->source, g->source_len)) ||
                     g->source->sa_family != g->group->sa_family))
-    return PIER_EINVAL;
-  if (g->iface && (pier__addr_check(g->iface, g->iface_len) ||
+    return rc ? rc : pier__bad(fn, "g->source is not of g->group's family");
+  if (g->iface && ((rc = pier__addr_check(fn, g->iface, g->iface_len)) ||
                    g->iface->sa_family != AF_INET))
-    return PIER_EINVAL;
+    return rc ? rc : pier__bad(fn, "g->iface is not an IPv4 address");
   return 0;
 }
 
@@ -122,7 +124,7 @@ static int ipv6(pier_socket *s, const pier_group *g, int join) {
 }
 
 static int membership(pier_socket *s, const pier_group *g, int join) {
-  int rc = check(s, g);
+  int rc = check(join ? "pier_join_group" : "pier_leave_group", s, g);
   if (rc) return rc;
   return g->group->sa_family == AF_INET ? ipv4(s, g, join) : ipv6(s, g, join);
 }
@@ -137,12 +139,13 @@ int pier_leave_group(pier_socket *s, const pier_group *g) {
 
 int pier_set_multicast_if(pier_socket *s, const struct sockaddr *iface,
                           size_t iface_len, unsigned index) {
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
   if (!(s->proto->caps & PIER_CAP_MULTIPOINT)) return PIER_EOPNOTSUPP;
-  if (iface && (pier__addr_check(iface, iface_len) ||
+  if (iface && ((rc = pier__addr_check(__func__, iface, iface_len)) ||
                 iface->sa_family != AF_INET || s->proto->family != AF_INET))
-    return PIER_EINVAL;
+    return rc ? rc : pier__bad(__func__, "iface is not an IPv4 address for "
+                               "an IPv4 socket (IPv6 takes index)");
   if (s->proto->family == AF_INET6) {
     unsigned idx = index;
     return set(s, IPPROTO_IPV6, IPV6_MULTICAST_IF, &idx, sizeof idx);

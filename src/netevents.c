@@ -147,11 +147,16 @@ void pier__netev_free(pier_socket *s) {
 /* ------------------------------------------------------------------ */
 
 int pier_event_select(pier_socket *s, unsigned mask, pier_event_cb cb) {
-  if (!s || (mask & ~PIER_EV_ALL) || (mask && !cb)) return PIER_EINVAL;
+  if (!s || (mask & ~PIER_EV_ALL) || (mask && !cb))
+    return !s ? pier__bad(__func__, "the socket (first argument) is NULL")
+           : (mask & ~PIER_EV_ALL)
+               ? pier__bad(__func__, "mask 0x%x has bits outside PIER_EV_ALL",
+                           mask)
+               : pier__bad(__func__, "cb is NULL with a non-zero mask");
   pier_select_fn fn = slot(s);
   if (!fn) return PIER_EOPNOTSUPP;
   pier__lock(s->loop);
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   struct pier__netev *ne = s->netev;
   if (rc == 0 && !ne && mask) {
     ne = pier__calloc(1, sizeof *ne);
@@ -175,9 +180,11 @@ int pier_event_select(pier_socket *s, unsigned mask, pier_event_cb cb) {
 }
 
 int pier_enum_network_events(pier_socket *s, pier_net_events *out) {
-  if (!s || !out) return PIER_EINVAL;
+  if (!s || !out)
+    return pier__bad(__func__, "%s is NULL",
+                     !s ? "the socket (first argument)" : "out");
   pier__lock(s->loop);
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc == 0) {
     struct pier__netev *ne = s->netev;
     memset(out, 0, sizeof *out);

@@ -29,10 +29,12 @@ static void release_bufs(pier_op *op) {
 }
 
 /* Check the op and socket and reset the op's results. */
-static int begin(pier_socket *s, pier_op *op, int type) {
-  if (!s || !op) return PIER_EINVAL;
+static int begin(const char *fn, pier_socket *s, pier_op *op, int type) {
+  if (!s || !op)
+    return pier__bad(fn, "%s is NULL",
+                     !s ? "the socket (first argument)" : "op");
   if (pier__load(&op->pier__r.state) != PIER_OPS_IDLE) return PIER_EBUSY;
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(fn, s);
   if (rc) return rc;
   op->status = 0;
   op->flags = 0;
@@ -57,12 +59,18 @@ static int begin(pier_socket *s, pier_op *op, int type) {
 
 /* Check a buffer array: no NULL base under a non-zero length, a total
    that fits a size_t; its total in *total. */
-static int check_bufs(const pier_buf *bufs, size_t nbufs, size_t *total) {
+static int check_bufs(const char *fn, const pier_buf *bufs, size_t nbufs,
+                      size_t *total) {
   size_t sum = 0;
-  if (!bufs || nbufs == 0) return PIER_EINVAL;
+  if (!bufs || nbufs == 0)
+    return pier__bad(fn, "%s", !bufs ? "bufs is NULL" : "nbufs is 0");
   for (size_t i = 0; i < nbufs; i++) {
-    if (!bufs[i].base && bufs[i].len) return PIER_EINVAL;
-    if (bufs[i].len > (size_t)-1 - sum) return PIER_EINVAL;
+    if (!bufs[i].base && bufs[i].len)
+      return pier__bad(fn, "bufs[%lu] has a NULL base and length %lu",
+                       (unsigned long)i, (unsigned long)bufs[i].len);
+    if (bufs[i].len > (size_t)-1 - sum)
+      return pier__bad(fn, "bufs[%lu] makes the total length overflow a size_t",
+                       (unsigned long)i);
     sum += bufs[i].len;
   }
   *total = sum;
@@ -70,10 +78,13 @@ static int check_bufs(const pier_buf *bufs, size_t nbufs, size_t *total) {
 }
 
 /* Copy the caller's buffer array (inline for up to PIER_OP_INLINE_BUFS). */
-static int take_bufs(pier_op *op, const pier_buf *bufs, size_t nbufs) {
+static int take_bufs(const char *fn, pier_op *op, const pier_buf *bufs,
+                     size_t nbufs) {
   pier_buf *dst = op->pier__r.inline_bufs;
   if (nbufs > PIER_OP_INLINE_BUFS) {
-    if (nbufs > (size_t)-1 / sizeof *dst) return PIER_EINVAL;
+    if (nbufs > (size_t)-1 / sizeof *dst)
+      return pier__bad(fn, "nbufs %lu is too many to copy",
+                       (unsigned long)nbufs);
     dst = pier__malloc(nbufs * sizeof *dst);
     if (!dst) return PIER_ENOMEM;
   }
@@ -83,8 +94,9 @@ static int take_bufs(pier_op *op, const pier_buf *bufs, size_t nbufs) {
   return 0;
 }
 
-static int take_addr(pier_op *op, const struct sockaddr *addr, size_t len) {
-  int rc = pier__addr_check(addr, len);
+static int take_addr(const char *fn, pier_op *op, const struct sockaddr *addr,
+                     size_t len) {
+  int rc = pier__addr_check(fn, addr, len);
   if (rc) return rc;
   /* An IPv4 socket reaches only IPv4 addresses (an IPv6 one may take an
      IPv4 address where the OS maps it). */
@@ -179,7 +191,7 @@ static int start(pier_socket *s, pier_op *op, pier_op_cb cb) {
   if (!cb) return run_blocking(s, op);
   pier_loop *loop = s->loop;
   pier__lock(loop);
-  int rc = pier__socket_usable(s); /* a close from another thread */
+  int rc = pier__socket_usable(__func__, s); /* a close from another thread */
   if (rc == 0) {
     reenable_events(s, op);
     op->pier__r.cb = cb;
@@ -310,10 +322,12 @@ static int is_dgram(const pier_socket *s) {
 
 int pier_accept(pier_socket *l, pier_op *op, pier_condition_fn cond,
                 void *cond_ctx, pier_op_cb cb) {
-  int rc = begin(l, op, PIER_OP_ACCEPT);
+  int rc = begin(__func__, l, op, PIER_OP_ACCEPT);
   if (rc) return rc;
   if (is_dgram(l)) return PIER_EOPNOTSUPP;
-  if (!(PIER__SFLAGS(l) & PIER__S_LISTENING)) return PIER_EINVAL;
+  if (!(PIER__SFLAGS(l) & PIER__S_LISTENING))
+    return pier__bad(__func__,
+                     "listener is not listening (call pier_listen first)");
   op->pier__r.cond = cond;
   op->pier__r.cond_ctx = cond_ctx;
   return start(l, op, cb);
@@ -321,10 +335,16 @@ int pier_accept(pier_socket *l, pier_op *op, pier_condition_fn cond,
 
 int pier_accept_first(pier_socket *l, pier_op *op, void *buf, size_t len,
                           pier_op_cb cb) {
-  int rc = begin(l, op, PIER_OP_ACCEPT);
+  int rc = begin(__func__, l, op, PIER_OP_ACCEPT);
   if (rc) return rc;
-  if (!cb || !buf || !len || is_dgram(l)) return PIER_EINVAL;
-  if (!(PIER__SFLAGS(l) & PIER__S_LISTENING)) return PIER_EINVAL;
+  if (!cb || !buf || !len || is_dgram(l))
+    return pier__bad(__func__, "%s",
+                     !cb ? "cb is NULL (there is no blocking form)"
+                     : !buf ? "buf is NULL" : !len ? "len is 0"
+                     : "listener is a datagram socket");
+  if (!(PIER__SFLAGS(l) & PIER__S_LISTENING))
+    return pier__bad(__func__,
+                     "listener is not listening (call pier_listen first)");
   pier_buf *b = &op->pier__r.inline_bufs[0];
   *b = pier_buf_init(buf, len);
   op->pier__r.bufs = b;
@@ -335,11 +355,16 @@ int pier_accept_first(pier_socket *l, pier_op *op, void *buf, size_t len,
 int pier_connect_first(pier_socket *s, pier_op *op,
                            const struct sockaddr *addr, size_t addrlen,
                            const void *first, size_t len, pier_op_cb cb) {
-  int rc = begin(s, op, PIER_OP_CONNECT);
+  int rc = begin(__func__, s, op, PIER_OP_CONNECT);
   if (rc) return rc;
-  if (!cb || (len && !first) || is_dgram(s)) return PIER_EINVAL;
-  if (PIER__SFLAGS(s) & PIER__S_LISTENING) return PIER_EINVAL;
-  if ((rc = take_addr(op, addr, addrlen)) != 0) return rc;
+  if (!cb || (len && !first) || is_dgram(s))
+    return pier__bad(__func__, "%s",
+                     !cb ? "cb is NULL (there is no blocking form)"
+                     : !is_dgram(s) ? "first is NULL with a non-zero len"
+                     : "s is a datagram socket");
+  if (PIER__SFLAGS(s) & PIER__S_LISTENING)
+    return pier__bad(__func__, "s is listening");
+  if ((rc = take_addr(__func__, op, addr, addrlen)) != 0) return rc;
   if (len) {
     pier_buf *b = &op->pier__r.inline_bufs[0];
     *b = pier_buf_init((void *)(uintptr_t)first, len);
@@ -352,10 +377,11 @@ int pier_connect_first(pier_socket *s, pier_op *op,
 int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
                  size_t addrlen, pier_connect_data *cdata, const pier_qos *qos,
                  pier_op_cb cb) {
-  int rc = begin(s, op, PIER_OP_CONNECT);
+  int rc = begin(__func__, s, op, PIER_OP_CONNECT);
   if (rc) return rc;
-  if (PIER__SFLAGS(s) & PIER__S_LISTENING) return PIER_EINVAL;
-  if ((rc = take_addr(op, addr, addrlen)) != 0) return rc;
+  if (PIER__SFLAGS(s) & PIER__S_LISTENING)
+    return pier__bad(__func__, "s is listening");
+  if ((rc = take_addr(__func__, op, addr, addrlen)) != 0) return rc;
   if (cdata && !(s->proto->caps & PIER_CAP_CONNECT_DATA))
     return PIER_EOPNOTSUPP;
   /* The QoS applies before the connect starts (the first packet carries
@@ -372,16 +398,19 @@ int pier_connect(pier_socket *s, pier_op *op, const struct sockaddr *addr,
   return rc;
 }
 
-static int begin_io(pier_socket *s, pier_op *op, int type, const pier_buf *bufs,
-                    size_t nbufs, unsigned flags, unsigned allowed) {
-  int rc = begin(s, op, type);
+static int begin_io(const char *fn, pier_socket *s, pier_op *op, int type,
+                    const pier_buf *bufs, size_t nbufs, unsigned flags,
+                    unsigned allowed) {
+  int rc = begin(fn, s, op, type);
   if (rc) return rc;
   if (PIER__SFLAGS(s) & PIER__S_LISTENING) return PIER_ENOTCONN;
-  size_t total;
-  if ((rc = check_bufs(bufs, nbufs, &total)) != 0 || (flags & ~allowed))
-    return rc ? rc : PIER_EINVAL;
+  size_t total = 0;
+  if ((rc = check_bufs(fn, bufs, nbufs, &total)) != 0 || (flags & ~allowed))
+    return rc ? rc : pier__bad(fn, "flags 0x%x has bits outside 0x%x", flags,
+                               allowed);
   int receive = type == PIER_OP_RECV || type == PIER_OP_RECVFROM;
-  if (receive && total == 0) return PIER_EINVAL; /* see pier_buf */
+  if (receive && total == 0)
+    return pier__bad(fn, "the buffers hold 0 bytes"); /* see pier_buf */
   /* A datagram goes whole or not at all: never cut at the OS's limit. */
   if (!receive && is_dgram(s) && nbufs > PIER_DGRAM_MAX_BUFS)
     return PIER_EMSGSIZE;
@@ -394,16 +423,18 @@ static int begin_io(pier_socket *s, pier_op *op, int type, const pier_buf *bufs,
 
 int pier_recv(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
               unsigned flags, pier_op_cb cb) {
-  int rc = begin_io(s, op, PIER_OP_RECV, bufs, nbufs, flags, RECV_FLAGS);
-  if (rc == 0) rc = take_bufs(op, bufs, nbufs);
+  int rc = begin_io(__func__, s, op, PIER_OP_RECV, bufs, nbufs, flags,
+                    RECV_FLAGS);
+  if (rc == 0) rc = take_bufs(__func__, op, bufs, nbufs);
   return rc ? rc : start(s, op, cb);
 }
 
 int pier_recvfrom(pier_socket *s, pier_op *op, const pier_buf *bufs,
                   size_t nbufs, unsigned flags, struct sockaddr_storage *from,
                   pier_op_cb cb) {
-  int rc = begin_io(s, op, PIER_OP_RECVFROM, bufs, nbufs, flags, RECV_FLAGS);
-  if (rc == 0) rc = take_bufs(op, bufs, nbufs);
+  int rc = begin_io(__func__, s, op, PIER_OP_RECVFROM, bufs, nbufs, flags,
+                    RECV_FLAGS);
+  if (rc == 0) rc = take_bufs(__func__, op, bufs, nbufs);
   if (rc) return rc;
   op->pier__r.from = from;
   return start(s, op, cb);
@@ -411,27 +442,30 @@ int pier_recvfrom(pier_socket *s, pier_op *op, const pier_buf *bufs,
 
 int pier_send(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
               unsigned flags, pier_op_cb cb) {
-  int rc = begin_io(s, op, PIER_OP_SEND, bufs, nbufs, flags, PIER_MSG_OOB);
-  if (rc == 0) rc = take_bufs(op, bufs, nbufs);
+  int rc = begin_io(__func__, s, op, PIER_OP_SEND, bufs, nbufs, flags,
+                    PIER_MSG_OOB);
+  if (rc == 0) rc = take_bufs(__func__, op, bufs, nbufs);
   return rc ? rc : start(s, op, cb);
 }
 
 int pier_sendto(pier_socket *s, pier_op *op, const pier_buf *bufs, size_t nbufs,
                 unsigned flags, const struct sockaddr *addr, size_t addrlen,
                 pier_op_cb cb) {
-  int rc = begin_io(s, op, PIER_OP_SENDTO, bufs, nbufs, flags, PIER_MSG_OOB);
-  if (rc == 0) rc = take_addr(op, addr, addrlen);
-  if (rc == 0) rc = take_bufs(op, bufs, nbufs);
+  int rc = begin_io(__func__, s, op, PIER_OP_SENDTO, bufs, nbufs, flags,
+                    PIER_MSG_OOB);
+  if (rc == 0) rc = take_addr(__func__, op, addr, addrlen);
+  if (rc == 0) rc = take_bufs(__func__, op, bufs, nbufs);
   return rc ? rc : start(s, op, cb);
 }
 
 int pier_disconnect(pier_socket *s, pier_op *op, const void *data, size_t len,
                     pier_op_cb cb) {
-  int rc = begin(s, op, PIER_OP_DISCONNECT);
+  int rc = begin(__func__, s, op, PIER_OP_DISCONNECT);
   if (rc) return rc;
   if (is_dgram(s)) return PIER_EOPNOTSUPP;
   if (PIER__SFLAGS(s) & PIER__S_LISTENING) return PIER_ENOTCONN;
-  if (len && !data) return PIER_EINVAL;
+  if (len && !data)
+    return pier__bad(__func__, "data is NULL with len %lu", (unsigned long)len);
   if (len && !(s->proto->caps & PIER_CAP_DISCONNECT_DATA))
     return PIER_EOPNOTSUPP;
   if (len > PIER_DISCONNECT_DATA_MAX) return PIER_EMSGSIZE;
@@ -453,7 +487,7 @@ int pier_disconnect(pier_socket *s, pier_op *op, const void *data, size_t len,
 /* ------------------------------------------------------------------ */
 
 int pier_cancel(pier_op *op) {
-  if (!op) return PIER_EINVAL;
+  if (!op) return pier__bad(__func__, "op is NULL");
   pier_loop *loop = op->pier__r.loop;
   if (pier__load(&op->pier__r.state) != PIER_OPS_PENDING || loop == NULL)
     return PIER_ENOENT;
@@ -468,7 +502,7 @@ int pier_cancel(pier_op *op) {
 }
 
 int pier_cancel_blocking(pier_socket *s) {
-  if (!s) return PIER_EINVAL;
+  if (!s) return pier__bad(__func__, "the socket (first argument) is NULL");
   if (!s->prov->cancel_blocking) return PIER_EOPNOTSUPP;
   return s->prov->cancel_blocking(s);
 }
@@ -496,7 +530,7 @@ static int wait_op(pier_op *op) {
 }
 
 int pier_op_result(pier_op *op, int wait, size_t *bytes, unsigned *flags) {
-  if (!op) return PIER_EINVAL;
+  if (!op) return pier__bad(__func__, "op is NULL");
   if (!finished(op)) {
     if (!wait) return PIER_EINPROGRESS;
     int rc = wait_op(op);

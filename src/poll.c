@@ -44,10 +44,19 @@ static unsigned from_os(short rev) {
 }
 
 int pier_poll(pier_pollfd *fds, size_t n, int timeout_ms) {
-  if (!fds || n == 0 || timeout_ms < -1) return PIER_EINVAL;
+  if (!fds || n == 0 || timeout_ms < -1)
+    return !fds || n == 0
+               ? pier__bad(__func__, "%s", !fds ? "fds is NULL" : "n is 0")
+               : pier__bad(__func__, "timeout_ms %d is below -1", timeout_ms);
   for (size_t i = 0; i < n; i++)
-    if (pier__socket_usable(fds[i].socket) || (fds[i].events & ~ASKABLE))
-      return PIER_EINVAL;
+    if (!fds[i].socket || pier__socket_usable(__func__, fds[i].socket) ||
+        (fds[i].events & ~ASKABLE))
+      return pier__bad(__func__, "fds[%lu] %s", (unsigned long)i,
+                       !fds[i].socket ? "has a NULL socket"
+                       : (fds[i].events & ~ASKABLE)
+                           ? "asks for events outside PIER_POLLIN, "
+                             "PIER_POLLOUT and PIER_POLLPRI"
+                           : "has a closing socket");
   /* A layer keeps data of its own the OS handle knows nothing of. */
   for (size_t i = 0; i < n; i++)
     if (fds[i].socket->lower) return PIER_EOPNOTSUPP;

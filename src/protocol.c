@@ -114,11 +114,14 @@ const pier_protocol_info *pier__protocol_for(int family, int socktype) {
 int pier_spi_protocol_layer(const pier_protocol_info *entry,
                             const pier_provider **layer,
                             const pier_protocol_info **base) {
-  if (!entry || !layer || !base) return PIER_EINVAL;
+  if (!entry || !layer || !base)
+    return pier__bad(__func__, "%s is NULL",
+                     !entry ? "entry" : !layer ? "layer" : "base");
   size_t i = (size_t)-1;
   *layer = NULL;
   *base = NULL;
-  if (!entry->name || find(entry->name, &i) != entry) return PIER_EINVAL;
+  if (!entry->name || find(entry->name, &i) != entry)
+    return pier__bad(__func__, "entry is not in the catalog");
   if (chain[i].layer) {
     *layer = chain[i].layer;
     *base = find(chain[i].base, NULL);
@@ -128,8 +131,14 @@ int pier_spi_protocol_layer(const pier_protocol_info *entry,
 
 int pier_spi_register_protocol(const pier_protocol_info *entry,
                                const pier_provider *layer, const char *base) {
-  if (!entry || !entry->name || !layer || !base) return PIER_EINVAL;
-  if (layer->version < 3 || !(layer->caps & PIER_PCAP_LAYER)) return PIER_EINVAL;
+  if (!entry || !entry->name || !layer || !base)
+    return pier__bad(__func__, "%s is NULL", !entry ? "entry"
+                     : !entry->name ? "entry->name" : !layer ? "layer"
+                     : "base");
+  if (layer->version < 3 || !(layer->caps & PIER_PCAP_LAYER))
+    return pier__bad(__func__,
+                     "layer is not a layered provider (version %d < 3 or no "
+                     "PIER_PCAP_LAYER)", layer->version);
   const char *slot = pier__missing_socket_slot(layer);
   if (slot) {
     pier_spi_log(PIER_LOG_ERROR, "layer %s: required slot %s is NULL",

@@ -30,7 +30,8 @@ static const qos_name classes[] = {
 #define NCLASSES (sizeof classes / sizeof classes[0])
 
 int pier_qos_by_name(const char *name, pier_qos *out) {
-  if (!name || !out) return PIER_EINVAL;
+  if (!name || !out)
+    return pier__bad(__func__, "%s is NULL", !name ? "name" : "out");
   for (size_t i = 0; i < NCLASSES; i++) {
     if (strcmp(classes[i].name, name) == 0) {
       out->dscp = classes[i].dscp;
@@ -75,9 +76,12 @@ static int get_priority(pier_socket *s, int *priority) {
 static int set_qos(pier_socket *s, const pier_qos *qos);
 
 int pier_set_qos(pier_socket *s, const pier_qos *qos) {
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
-  if (!qos || !valid(qos)) return PIER_EINVAL;
+  if (!qos || !valid(qos))
+    return qos ? pier__bad(__func__, "qos has dscp %d or priority %d outside "
+                           "-1..63 / -1..7", qos->dscp, qos->priority)
+               : pier__bad(__func__, "qos is NULL");
   pier__lock(s->loop); /* s->qos is read by accepts on other threads */
   rc = set_qos(s, qos);
   pier__unlock(s->loop);
@@ -105,9 +109,9 @@ static int set_qos(pier_socket *s, const pier_qos *qos) {
 }
 
 int pier_get_qos(pier_socket *s, pier_qos *out) {
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
-  if (!out) return PIER_EINVAL;
+  if (!out) return pier__bad(__func__, "out is NULL");
   int tos = 0, priority = -1;
   rc = pier_getsockopt(s, PIER_SO_TOS, &tos);
   if (rc == PIER_ENOPROTOOPT) tos = -4; /* the OS keeps no DSCP for it */

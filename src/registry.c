@@ -64,7 +64,8 @@ static const char *missing_slot(const pier_provider *p) {
 }
 
 int pier_spi_register(const pier_provider *p) {
-  if (!p || !p->name) return PIER_EINVAL;
+  if (!p || !p->name)
+    return pier__bad(__func__, "%s is NULL", !p ? "p" : "p->name");
   if (p->version < 1 || p->version > PIER_SPI_VERSION) {
     pier_spi_log(PIER_LOG_ERROR, "provider %s: SPI version %d, this core "
                  "takes 1 to %d", p->name, p->version, PIER_SPI_VERSION);

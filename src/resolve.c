@@ -119,7 +119,9 @@ static int enqueue(struct pier__resolver *r, request *q) {
 int pier_resolve(pier_loop *loop, pier_op *op, const char *node,
                  const char *service, const struct addrinfo *hints,
                  pier_op_cb cb) {
-  if (!loop || !op || (!node && !service)) return PIER_EINVAL;
+  if (!loop || !op || (!node && !service))
+    return pier__bad(__func__, "%s", !loop ? "loop is NULL" : !op ? "op is NULL"
+                     : "node and service are both NULL");
   if (pier__load(&op->pier__r.state) != PIER_OPS_IDLE) return PIER_EBUSY;
   op->addrinfo = NULL;
   op->socket = NULL;
@@ -129,7 +131,7 @@ int pier_resolve(pier_loop *loop, pier_op *op, const char *node,
     op->status = lookup(node, service, hints, &op->addrinfo);
     return op->status;
   }
-  int rc = pier__loop_usable(loop);
+  int rc = pier__loop_usable(__func__, loop);
   if (rc) return rc;
   request *q = pier__calloc(1, sizeof *q);
   if (!q) return PIER_ENOMEM;

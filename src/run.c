@@ -145,7 +145,7 @@ static void (*exit_hooks[MAX_EXIT_HOOKS])(void);
 static pier__mutex hooks_lock = PIER__MUTEX_INIT;
 
 int pier_spi_thread_exit_hook(void (*fn)(void)) {
-  if (!fn) return PIER_EINVAL;
+  if (!fn) return pier__bad(__func__, "fn is NULL");
   int rc = PIER_ENOMEM;
   pier__mutex_lock(&hooks_lock);
   for (size_t i = 0; i < MAX_EXIT_HOOKS; i++) {
@@ -217,9 +217,10 @@ static int run_as(pier_loop *loop, pier_run_mode mode, int lead) {
 }
 
 int pier_loop_run(pier_loop *loop, pier_run_mode mode) {
-  if (!loop) return PIER_EINVAL;
+  if (!loop) return pier__bad(__func__, "loop is NULL");
   if (mode != PIER_RUN_DEFAULT && mode != PIER_RUN_ONCE &&
       mode != PIER_RUN_NOWAIT)
-    return PIER_EINVAL;
+    return pier__bad(__func__, "mode %d is not PIER_RUN_DEFAULT, "
+                     "PIER_RUN_ONCE or PIER_RUN_NOWAIT", (int)mode);
   return run_as(loop, mode, 1);
 }

@@ -74,12 +74,17 @@ static void encode(const pier__share_hdr *h, unsigned char *b) {
 
 /* Read and check a share's header: 0, or PIER_EINVAL for bytes that are
    no intact share of this format. */
-static int decode(const unsigned char *b, pier__share_hdr *h) {
+static int decode(const char *fn, const unsigned char *b, pier__share_hdr *h) {
   memset(h, 0, sizeof *h);
-  if (memcmp(b, magic, sizeof magic) != 0) return PIER_EINVAL;
+  if (memcmp(b, magic, sizeof magic) != 0)
+    return pier__bad(fn, "the share does not start with pier's magic bytes");
   h->version = (unsigned)get(b + OFF_VERSION, 2);
-  if (h->version != PIER__SHARE_VERSION) return PIER_EINVAL;
-  if (get(b + OFF_SUM, 4) != checksum(b)) return PIER_EINVAL;
+  if (h->version != PIER__SHARE_VERSION)
+    return pier__bad(fn,
+                     "the share has format version %u, this library reads %u",
+                     h->version, (unsigned)PIER__SHARE_VERSION);
+  if (get(b + OFF_SUM, 4) != checksum(b))
+    return pier__bad(fn, "the share's checksum does not match (damaged bytes)");
   h->os = (unsigned)get(b + OFF_OS, 2);
   h->flags = (unsigned)get(b + OFF_FLAGS, 4);
   h->family = (int)(uint32_t)get(b + OFF_FAMILY, 4);
@@ -89,7 +94,10 @@ static int decode(const unsigned char *b, pier__share_hdr *h) {
   h->source_pid = get(b + OFF_SOURCE, 8);
   h->target_pid = get(b + OFF_TARGET, 8);
   h->info_len = (size_t)get(b + OFF_INFO_LEN, 4);
-  if (h->info_len > PIER__SHARE_INFO_CAP) return PIER_EINVAL;
+  if (h->info_len > PIER__SHARE_INFO_CAP)
+    return pier__bad(fn, "the share's info length %lu is above %lu",
+                     (unsigned long)h->info_len,
+                     (unsigned long)PIER__SHARE_INFO_CAP);
   return 0;
 }
 
@@ -98,8 +106,10 @@ static int decode(const unsigned char *b, pier__share_hdr *h) {
 /* ------------------------------------------------------------------ */
 
 int pier_socket_share(pier_socket *s, unsigned long pid, pier_share *out) {
-  if (!s || !out || pid == 0) return PIER_EINVAL;
-  int rc = pier__socket_usable(s);
+  if (!s || !out || pid == 0)
+    return pier__bad(__func__, "%s", !s ? "the socket (first argument) is NULL"
+                     : !out ? "out is NULL" : "pid is 0");
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
   /* A layer's state (handshake, framing, TLS session) cannot travel. */
   if (s->lower) return PIER_EOPNOTSUPP;
@@ -126,14 +136,16 @@ int pier_socket_share(pier_socket *s, unsigned long pid, pier_share *out) {
 
 /* The target's checks, before anything is taken: a share of this OS,
    made for this process, of a kind the catalog has, and a usable loop. */
-static int check_share(pier_loop *loop, const pier_share *sh,
+static int check_share(const char *fn, pier_loop *loop, const pier_share *sh,
                        pier__share_hdr *h) {
-  int rc = decode(sh->bytes, h);
+  int rc = decode(fn, sh->bytes, h);
   if (rc) return rc;
   if (h->os != pier__share_os || h->target_pid != pier__share_self())
-    return PIER_EINVAL;
+    return pier__bad(fn, "the share was made %s",
+                     h->os != pier__share_os ? "on another operating system"
+                     : "for another process id");
   if (!pier__protocol_for(h->family, h->socktype)) return PIER_EAFNOSUPPORT;
-  return pier__loop_usable(loop);
+  return pier__loop_usable(fn, loop);
 }
 
 /*
@@ -165,10 +177,13 @@ static int adopt(pier_loop *loop, pier_os_socket h, const pier__share_hdr *hd,
 
 int pier_socket_from_share(pier_loop *loop, const pier_share *sh,
                            unsigned flags, pier_socket **out) {
-  if (!loop || !sh || !out || (flags & ~PIER_SOCK_NONBLOCK)) return PIER_EINVAL;
+  if (!loop || !sh || !out || (flags & ~PIER_SOCK_NONBLOCK))
+    return pier__bad(__func__, "%s", !loop ? "loop is NULL" : !sh ? "sh is NULL"
+                     : !out ? "out is NULL"
+                     : "flags has bits other than PIER_SOCK_NONBLOCK");
   *out = NULL;
   pier__share_hdr h;
-  int rc = check_share(loop, sh, &h);
+  int rc = check_share(__func__, loop, sh, &h);
   if (rc) return rc;
   pier_os_socket copy = PIER_INVALID_SOCKET;
   rc = pier__share_take(&h, sh->bytes + PIER__SHARE_INFO_OFF, &copy);
@@ -193,7 +208,11 @@ static uint64_t deadline_of(int timeout_ms) {
 
 int pier_share_send(pier_os_socket ch, pier_socket *s, unsigned long pid,
                     int timeout_ms) {
-  if (ch == PIER_INVALID_SOCKET || !s || timeout_ms < -1) return PIER_EINVAL;
+  if (ch == PIER_INVALID_SOCKET || !s || timeout_ms < -1)
+    return pier__bad(__func__, "%s",
+                     ch == PIER_INVALID_SOCKET ? "ch is PIER_INVALID_SOCKET"
+                     : !s ? "the socket (first argument) is NULL"
+                     : "timeout_ms is below -1");
   uint64_t deadline = deadline_of(timeout_ms);
   pier_share sh;
   int rc = pier_socket_share(s, pid, &sh);
@@ -212,7 +231,7 @@ int pier_share_send(pier_os_socket ch, pier_socket *s, unsigned long pid,
 static int take_received(pier_loop *loop, const pier_share *sh,
                          pier_os_socket h, unsigned flags, pier_socket **out) {
   pier__share_hdr hd;
-  int rc = check_share(loop, sh, &hd);
+  int rc = check_share("pier_share_recv", loop, sh, &hd);
   if (rc) {
     if (h != PIER_INVALID_SOCKET) pier__share_close(h);
     return rc;
@@ -230,7 +249,11 @@ int pier_share_recv(pier_loop *loop, pier_os_socket ch, unsigned flags,
                     int timeout_ms, pier_socket **out) {
   if (!loop || ch == PIER_INVALID_SOCKET || !out ||
       (flags & ~PIER_SOCK_NONBLOCK) || timeout_ms < -1)
-    return PIER_EINVAL;
+    return pier__bad(__func__, "%s", !loop ? "loop is NULL"
+                     : ch == PIER_INVALID_SOCKET ? "ch is PIER_INVALID_SOCKET"
+                     : !out ? "out is NULL"
+                     : timeout_ms < -1 ? "timeout_ms is below -1"
+                     : "flags has bits other than PIER_SOCK_NONBLOCK");
   *out = NULL;
   uint64_t deadline = deadline_of(timeout_ms);
   pier_share sh;

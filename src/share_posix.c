@@ -40,7 +40,9 @@ int pier__share_describe(pier_os_socket h, unsigned long pid,
                          size_t cap) {
   (void)info;
   (void)cap;
-  if (pid > INT_MAX) return PIER_EINVAL; /* no such pid_t */
+  if (pid > INT_MAX)
+    return pier__bad("pier_socket_share",
+                     "pid %lu is above INT_MAX (no such pid_t)", pid);
   hdr->os = PIER__SHARE_OS_POSIX;
   hdr->fd = h;
   hdr->info_len = 0;
@@ -63,7 +65,8 @@ int pier__share_take(const pier__share_hdr *hdr, const unsigned char *info,
                      pier_os_socket *out) {
   (void)info;
   if (hdr->source_pid == 0 || hdr->source_pid > INT_MAX || hdr->fd < 0)
-    return PIER_EINVAL;
+    return pier__bad("pier_socket_from_share",
+                     "the share names no valid source process or descriptor");
   int pfd = (int)syscall(SYS_pidfd_open, (pid_t)hdr->source_pid, 0);
   if (pfd < 0) return pidfd_error(errno);
   /* The copy comes with FD_CLOEXEC set. */

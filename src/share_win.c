@@ -39,7 +39,10 @@ int pier__share_describe(pier_os_socket h, unsigned long pid,
 int pier__share_take(const pier__share_hdr *hdr, const unsigned char *info,
                      pier_os_socket *out) {
   WSAPROTOCOL_INFOW pi;
-  if (hdr->info_len != sizeof pi) return PIER_EINVAL;
+  if (hdr->info_len != sizeof pi)
+    return pier__bad("pier_socket_from_share",
+                     "the share's info length %lu is not a WSAPROTOCOL_INFOW's",
+                     (unsigned long)hdr->info_len);
   memcpy(&pi, info, sizeof pi);
   SOCKET s = WSASocketW(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO,
                         FROM_PROTOCOL_INFO, &pi, 0,

@@ -47,19 +47,30 @@ int pier__socket_create(pier_loop *loop, const pier_provider *prov,
 int pier_socket_open(pier_loop *loop, const pier_protocol_info *proto,
                      unsigned flags, pier_socket **out) {
   if (!loop || !proto || !out || (flags & ~PIER_SOCK_NONBLOCK))
-    return PIER_EINVAL;
+    return pier__bad(__func__, "%s", !loop ? "loop is NULL"
+                     : !proto ? "proto is NULL (pier_protocol_find returns "
+                                "NULL for a name not in the catalog; "
+                                "pier_protocols() lists them)"
+                     : !out ? "out is NULL"
+                     : "flags has bits other than PIER_SOCK_NONBLOCK");
   *out = NULL;
   /* Only catalog entries: a copied struct would outlive nothing useful. */
   const pier_protocol_info *entry = pier_protocol_find(proto->name);
-  if (entry != proto) return PIER_EINVAL;
-  int rc = pier__loop_usable(loop);
+  if (entry != proto)
+    return pier__bad(__func__,
+                     "proto is not an entry of the catalog (pass what "
+                     "pier_protocol_find or pier_protocols returns, not a "
+                     "copy)");
+  int rc = pier__loop_usable(__func__, loop);
   if (rc) return rc;
   const pier_provider *layer;
   const pier_protocol_info *base;
   pier_spi_protocol_layer(proto, &layer, &base);
   if (layer) { /* open what lies below, then the layer over it */
     pier_socket *lower = NULL;
-    if (!base) return PIER_EINVAL;
+    if (!base)
+      return pier__bad(__func__, "layered entry %s has no base protocol",
+                       proto->name);
     if ((rc = pier_socket_open(loop, base, flags, &lower)) != 0) return rc;
     rc = pier_spi_layer_open(layer, proto, lower, NULL, out);
     if (rc) pier_close(lower, NULL);
@@ -110,9 +121,12 @@ int pier_socket_adopt(pier_loop *loop, pier_os_socket h, unsigned flags,
                       pier_socket **out) {
   if (!loop || !out || h == PIER_INVALID_SOCKET ||
       (flags & ~PIER_SOCK_NONBLOCK))
-    return PIER_EINVAL;
+    return pier__bad(__func__, "%s", !loop ? "loop is NULL"
+                     : !out ? "out is NULL"
+                     : h == PIER_INVALID_SOCKET ? "handle is PIER_INVALID_SOCKET"
+                     : "flags has bits other than PIER_SOCK_NONBLOCK");
   *out = NULL;
-  int rc = pier__loop_usable(loop);
+  int rc = pier__loop_usable(__func__, loop);
   if (rc) return rc;
   int family = 0, type = 0;
   if (socket_kind(h, &family, &type) != 0) return PIER_ENOTSOCK;
@@ -143,28 +157,36 @@ int pier_spi_accepted(pier_socket *l, pier_os_socket h, pier_socket **out) {
 /* 2. synchronous calls                                                */
 /* ------------------------------------------------------------------ */
 
-int pier__socket_usable(const pier_socket *s) {
-  if (!s) return PIER_EINVAL;
+int pier__socket_usable(const char *fn, const pier_socket *s) {
+  if (!s) return pier__bad(fn, "the socket (first argument) is NULL");
   if (PIER__SFLAGS(s) & PIER__S_CLOSING) return PIER_EBADF;
   return 0;
 }
 
-int pier__addr_check(const struct sockaddr *addr, size_t len) {
+int pier__addr_check(const char *fn, const struct sockaddr *addr, size_t len) {
   if (!addr || len < sizeof addr->sa_family ||
       len > sizeof(struct sockaddr_storage))
-    return PIER_EINVAL;
+    return !addr ? pier__bad(fn, "addr is NULL")
+                 : pier__bad(fn, "addrlen %lu is outside %lu..%lu",
+                             (unsigned long)len,
+                             (unsigned long)sizeof addr->sa_family,
+                             (unsigned long)sizeof(struct sockaddr_storage));
   switch (addr->sa_family) {
-  case AF_INET: return len >= sizeof(struct sockaddr_in) ? 0 : PIER_EINVAL;
-  case AF_INET6: return len >= sizeof(struct sockaddr_in6) ? 0 : PIER_EINVAL;
+  case AF_INET: return len >= sizeof(struct sockaddr_in) ? 0 : pier__bad(
+      fn, "addrlen %lu is shorter than a sockaddr_in (%lu)", (unsigned long)len,
+      (unsigned long)sizeof(struct sockaddr_in));
+  case AF_INET6: return len >= sizeof(struct sockaddr_in6) ? 0 : pier__bad(
+      fn, "addrlen %lu is shorter than a sockaddr_in6 (%lu)",
+      (unsigned long)len, (unsigned long)sizeof(struct sockaddr_in6));
   default: return 0; /* AF_UNIX and others: the OS judges the rest */
   }
 }
 
 /* Lock s's loop and check s can take a call; 0 with the lock held. */
-static int enter(pier_socket *s) {
-  if (!s) return PIER_EINVAL;
+static int enter(const char *fn, pier_socket *s) {
+  if (!s) return pier__bad(fn, "the socket (first argument) is NULL");
   pier__lock(s->loop);
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(fn, s);
   if (rc) pier__unlock(s->loop);
   return rc;
 }
@@ -175,14 +197,14 @@ static int leave(pier_socket *s, int rc) {
 }
 
 int pier_bind(pier_socket *s, const struct sockaddr *addr, size_t addrlen) {
-  int rc = pier__addr_check(addr, addrlen);
-  if (rc == 0) rc = enter(s);
+  int rc = pier__addr_check(__func__, addr, addrlen);
+  if (rc == 0) rc = enter(__func__, s);
   return rc ? rc : leave(s, s->prov->bind ? s->prov->bind(s, addr, addrlen)
                                                 : PIER_EOPNOTSUPP);
 }
 
 int pier_listen(pier_socket *s, int backlog) {
-  int rc = enter(s);
+  int rc = enter(__func__, s);
   if (rc) return rc;
   if (s->proto->caps & PIER_CAP_CONNECTIONLESS) return leave(s, PIER_EOPNOTSUPP);
   rc = s->prov->listen ? s->prov->listen(s, backlog <= 0 ? SOMAXCONN : backlog)
@@ -193,16 +215,20 @@ int pier_listen(pier_socket *s, int backlog) {
 
 int pier_shutdown(pier_socket *s, int how) {
   if (how != PIER_SHUT_RD && how != PIER_SHUT_WR && how != PIER_SHUT_RDWR)
-    return PIER_EINVAL;
-  int rc = enter(s);
+    return pier__bad(__func__, "how %d is not PIER_SHUT_RD, PIER_SHUT_WR or "
+                     "PIER_SHUT_RDWR", how);
+  int rc = enter(__func__, s);
   return rc ? rc : leave(s, s->prov->shutdown ? s->prov->shutdown(s, how)
                                                   : PIER_EOPNOTSUPP);
 }
 
 static int name_of(pier_socket *s, int peer, struct sockaddr_storage *addr,
                    size_t *len) {
-  if (!addr || !len || *len == 0) return PIER_EINVAL;
-  int rc = enter(s);
+  const char *fn = peer ? "pier_getpeername" : "pier_getsockname";
+  if (!addr || !len || *len == 0)
+    return pier__bad(fn, "%s", !addr ? "addr is NULL" : !len ? "len is NULL"
+                     : "*len is 0");
+  int rc = enter(fn, s);
   return rc ? rc : leave(s, s->prov->sockname
                                   ? s->prov->sockname(s, peer, addr, len)
                                   : PIER_EOPNOTSUPP);
@@ -217,9 +243,9 @@ int pier_getpeername(pier_socket *s, struct sockaddr_storage *addr, size_t *len)
 }
 
 int pier_ioctl(pier_socket *s, int cmd, void *arg) {
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
-  if (!arg) return PIER_EINVAL;
+  if (!arg) return pier__bad(__func__, "arg is NULL");
   switch (cmd) {
   case PIER_FIONBIO:
     if (*(int *)arg) PIER__SSET(s, PIER__S_NONBLOCK);
@@ -228,10 +254,11 @@ int pier_ioctl(pier_socket *s, int cmd, void *arg) {
   case PIER_FIONREAD:
   case PIER_SIOCATMARK:
     if (!s->prov->ioctl) return PIER_EOPNOTSUPP;
-    if ((rc = enter(s)) != 0) return rc;
+    if ((rc = enter(__func__, s)) != 0) return rc;
     return leave(s, s->prov->ioctl(s, cmd, arg));
   default:
-    return PIER_EINVAL;
+    return pier__bad(__func__, "cmd %d is not PIER_FIONBIO, PIER_FIONREAD or "
+                     "PIER_SIOCATMARK", cmd);
   }
 }
 

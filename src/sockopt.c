@@ -30,7 +30,7 @@
 typedef struct { int level, name; } os_opt;
 
 /* The OS level/name of a simple int option; 0 if found. */
-static int map(const pier_socket *s, int opt, os_opt *o) {
+static int map(const char *fn, const pier_socket *s, int opt, os_opt *o) {
   int v6 = s->proto->family == AF_INET6;
   switch (opt) {
   case PIER_SO_NODELAY: o->level = IPPROTO_TCP; o->name = TCP_NODELAY; break;
@@ -75,7 +75,8 @@ static int map(const pier_socket *s, int opt, os_opt *o) {
     break;
   default:
     return (opt >= PIER_SO_NODELAY && opt <= PIER_SO_SHED_COUNT)
-               ? PIER_ENOPROTOOPT : PIER_EINVAL;
+               ? PIER_ENOPROTOOPT
+               : pier__bad(fn, "opt %d is no PIER_SO_* option", opt);
   }
   int tcp_only = o->level == IPPROTO_TCP;
   if (tcp_only && s->proto->protocol != IPPROTO_TCP) return PIER_ENOPROTOOPT;
@@ -141,14 +142,21 @@ static int layer_opt(int opt) {
 
 static int layer_opt_set(pier_socket *s, int opt, int value) {
   if (opt == PIER_SO_MAX_MESSAGE && (value < 1 || value > PIER_MESSAGE_MAX))
-    return PIER_EINVAL;
+    return pier__bad("pier_setsockopt",
+                     "PIER_SO_MAX_MESSAGE %d is outside 1..%d", value,
+                     PIER_MESSAGE_MAX);
   if (opt == PIER_SO_HANDSHAKE_TIMEOUT && (value < 1 || value > 3600000))
-    return PIER_EINVAL;
+    return pier__bad("pier_setsockopt",
+                     "PIER_SO_HANDSHAKE_TIMEOUT %d is outside 1..3600000 ms",
+                     value);
   if (opt == PIER_SO_ACCEPT_FIRST && (value < 0 || value > 3600000))
-    return PIER_EINVAL;
+    return pier__bad("pier_setsockopt",
+                     "PIER_SO_ACCEPT_FIRST %d is outside 0..3600000 ms", value);
   if (opt == PIER_SO_HANDSHAKES_MAX && (value < 1 || value > 65536))
-    return PIER_EINVAL;
-  if (opt == PIER_SO_SHED_COUNT) return PIER_EINVAL; /* read only */
+    return pier__bad("pier_setsockopt",
+                     "PIER_SO_HANDSHAKES_MAX %d is outside 1..65536", value);
+  if (opt == PIER_SO_SHED_COUNT)
+    return pier__bad("pier_setsockopt", "PIER_SO_SHED_COUNT is read-only");
   return pier__prov_setsockopt(s, PIER_SOL_PROVIDER, opt, &value,
                                sizeof value);
 }
@@ -166,12 +174,13 @@ static int *tuning(pier_socket *s, int opt) {
 }
 
 int pier_setsockopt(pier_socket *s, int opt, int value) {
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
   int *t = tuning(s, opt);
   if (t) { /* told to the provider, kept here for pier_getsockopt */
     if (opt == PIER_SO_PREPOSTED_ACCEPTS && (value < 1 || value > 256))
-      return PIER_EINVAL;
+      return pier__bad(__func__,
+                       "PIER_SO_PREPOSTED_ACCEPTS %d is outside 1..256", value);
     if (opt == PIER_SO_ZERO_READ) value = value != 0;
     pier__lock(s->loop);
     rc = s->prov->setsockopt ? s->prov->setsockopt(s, PIER_SOL_PROVIDER, opt,
@@ -183,23 +192,28 @@ int pier_setsockopt(pier_socket *s, int opt, int value) {
   }
   if (layer_opt(opt)) return layer_opt_set(s, opt, value);
   if (opt == PIER_SO_LINGER) return set_linger(s, value < 0 ? -1 : value);
-  if (opt == PIER_SO_ERROR || opt == PIER_SO_TYPE) return PIER_EINVAL;
-  if (opt == PIER_SO_TOS && (value < 0 || value > 255)) return PIER_EINVAL;
+  if (opt == PIER_SO_ERROR || opt == PIER_SO_TYPE)
+    return pier__bad(__func__, "%s is read-only",
+                     opt == PIER_SO_ERROR ? "PIER_SO_ERROR" : "PIER_SO_TYPE");
+  if (opt == PIER_SO_TOS && (value < 0 || value > 255))
+    return pier__bad(__func__, "PIER_SO_TOS %d is outside 0..255", value);
   if (opt == PIER_SO_MULTICAST_HOPS && (value < 0 || value > 255))
-    return PIER_EINVAL;
+    return pier__bad(__func__, "PIER_SO_MULTICAST_HOPS %d is outside 0..255",
+                     value);
   if ((opt == PIER_SO_KEEPIDLE || opt == PIER_SO_KEEPINTVL ||
        opt == PIER_SO_KEEPCNT || opt == PIER_SO_RCVBUF ||
        opt == PIER_SO_SNDBUF) && value <= 0)
-    return PIER_EINVAL;
+    return pier__bad(__func__, "option %d takes a value above 0, not %d", opt,
+                     value);
   os_opt o;
-  if ((rc = map(s, opt, &o)) != 0) return rc;
+  if ((rc = map(__func__, s, opt, &o)) != 0) return rc;
   return set_int(s, &o, value);
 }
 
 int pier_getsockopt(pier_socket *s, int opt, int *value) {
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
-  if (!value) return PIER_EINVAL;
+  if (!value) return pier__bad(__func__, "value is NULL");
   int *t = tuning(s, opt);
   if (t) {
     pier__lock(s->loop);
@@ -217,7 +231,7 @@ int pier_getsockopt(pier_socket *s, int opt, int *value) {
     return rc;
   }
   os_opt o;
-  if ((rc = map(s, opt, &o)) != 0) return rc;
+  if ((rc = map(__func__, s, opt, &o)) != 0) return rc;
   rc = get_int(s, &o, value);
   if (rc == 0 && o.level != IPPROTO_TCP && opt != PIER_SO_RCVBUF &&
       opt != PIER_SO_SNDBUF && opt != PIER_SO_TOS && opt != PIER_SO_TYPE &&
@@ -228,16 +242,19 @@ int pier_getsockopt(pier_socket *s, int opt, int *value) {
 
 int pier_setsockopt_raw(pier_socket *s, int level, int name, const void *val,
                         size_t len) {
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
-  if (!val || len == 0) return PIER_EINVAL;
+  if (!val || len == 0)
+    return pier__bad(__func__, "%s", !val ? "val is NULL" : "len is 0");
   return pier__prov_setsockopt(s, level, name, val, len);
 }
 
 int pier_getsockopt_raw(pier_socket *s, int level, int name, void *val,
                         size_t *len) {
-  int rc = pier__socket_usable(s);
+  int rc = pier__socket_usable(__func__, s);
   if (rc) return rc;
-  if (!val || !len || *len == 0) return PIER_EINVAL;
+  if (!val || !len || *len == 0)
+    return pier__bad(__func__, "%s",
+                     !val ? "val is NULL" : !len ? "len is NULL" : "*len is 0");
   return pier__prov_getsockopt(s, level, name, val, len);
 }

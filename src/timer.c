@@ -72,7 +72,8 @@ static int heap_insert(pier_loop *loop, pier_timer *t) {
 }
 
 int pier_timer_init(pier_loop *loop, pier_timer *t) {
-  if (!loop || !t) return PIER_EINVAL;
+  if (!loop || !t)
+    return pier__bad(__func__, "%s is NULL", !loop ? "loop" : "timer");
   t->pier__t.loop = loop;
   t->pier__t.cb = NULL;
   t->pier__t.index = NONE;
@@ -91,7 +92,9 @@ int pier_timer_active(const pier_timer *t) {
 }
 
 int pier_timer_stop(pier_timer *t) {
-  if (!t || !t->pier__t.loop) return PIER_EINVAL;
+  if (!t || !t->pier__t.loop)
+    return pier__bad(__func__, "%s", !t ? "timer is NULL"
+                     : "timer was never given to pier_timer_init");
   pier_loop *loop = t->pier__t.loop;
   pier__lock(loop);
   if (active(t)) heap_remove(loop, t);
@@ -101,9 +104,13 @@ int pier_timer_stop(pier_timer *t) {
 
 int pier_timer_start(pier_timer *t, uint64_t timeout_ms, uint64_t repeat_ms,
                      pier_timer_cb cb) {
-  if (!t || !t->pier__t.loop || !cb) return PIER_EINVAL;
+  if (!t || !t->pier__t.loop || !cb)
+    return pier__bad(__func__, "%s", !t ? "timer is NULL"
+                     : !t->pier__t.loop
+                         ? "timer was never given to pier_timer_init"
+                     : "cb is NULL");
   pier_loop *loop = t->pier__t.loop;
-  int rc = pier__loop_usable(loop);
+  int rc = pier__loop_usable(__func__, loop);
   if (rc) return rc;
   pier__lock(loop);
   if (active(t)) heap_remove(loop, t);

@@ -73,6 +73,7 @@ Suite *suite_reenter(void);
 Suite *suite_slowcallers(void);
 Suite *suite_emfile(void);
 Suite *suite_syscalls(void); /* where the libevent provider is built */
+Suite *suite_argerrors(void);
 
 /*
  * The child process of the share suite: `pier-tests --child NAME ARGS...`

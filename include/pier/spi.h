@@ -259,6 +259,21 @@ void pier_spi_log(int level, const char *fmt, ...)
 #endif
   ;
 
+/*
+ * pier_spi_bad_arg - refuse a call for a bad argument: sends "fn: why" (why
+ * formatted as printf does) to the log hook at PIER_LOG_DEBUG, and returns
+ * PIER_EINVAL.  Nothing is formatted when no hook is set, so a provider may
+ * use it on every argument check: `return pier_spi_bad_arg("pier_recv",
+ * "bufs[%lu] has a NULL base and length %lu", i, len);` (no %zu: the
+ * Windows C library may lack it).  fn names the public call the
+ * application made.  Any thread.
+ */
+int pier_spi_bad_arg(const char *fn, const char *fmt, ...)
+#if defined(__GNUC__)
+  __attribute__((format(printf, 2, 3)))
+#endif
+  ;
+
 /* ------------------------------------------------------------------ */
 /* 3. operation queues                                                 */
 /* ------------------------------------------------------------------ */

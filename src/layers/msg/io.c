@@ -224,7 +224,8 @@ int pier__msg_recv(msg_sock *m, pier_op *op) {
     return m->phase == MSG_FAILED ? m->error : PIER_ENOTCONN;
   if (m->framed && (op->pier__r.in_flags & PIER_MSG_PEEK))
     return PIER_EOPNOTSUPP;
-  if (m->framed && op_room(op) == 0) return PIER_EINVAL;
+  if (m->framed && op_room(op) == 0)
+    return pier_spi_bad_arg("pier_recv", "the buffers hold 0 bytes");
   pier_opq_push(&m->recvq, op);
   pier__msg_pump(m);
   return 0;
@@ -319,7 +320,10 @@ int pier__msg_send(msg_sock *m, pier_op *op) {
   int rc = send_check(m);
   if (rc) return rc;
   size_t total = op_room(op), n = op->pier__r.nbufs;
-  if (m->framed && total == 0) return PIER_EINVAL;
+  if (m->framed && total == 0)
+    return pier_spi_bad_arg("pier_send",
+                            "a message of 0 bytes (the msg protocol frames at "
+                            "least 1)");
   if (m->framed && total > (size_t)m->max_message) return PIER_EMSGSIZE;
   size_t hdr = m->framed ? 1 : 0;
   msg_send *w = send_new(m, n + hdr, MSG_S_DATA);

@@ -17,7 +17,10 @@ static int msg_open(pier_socket *s, const pier_protocol_info *proto,
                     pier_os_socket handle) {
   msg_sock *m = msg_of(s);
   pier_socket *lower = pier_spi_lower(s);
-  if (!lower || handle != PIER_INVALID_SOCKET) return PIER_EINVAL;
+  if (!lower || handle != PIER_INVALID_SOCKET)
+    return pier_spi_bad_arg("pier_spi_layer_open", "%s",
+                            !lower ? "the msg layer needs a lower socket"
+                            : "the msg layer takes no OS handle");
   m->s = s;
   m->lower = lower;
   m->framed = (proto->caps & PIER_CAP_MESSAGE) != 0;
@@ -115,7 +118,10 @@ static int msg_getsockopt(pier_socket *s, int level, int name, void *val,
   if (level != PIER_SOL_PROVIDER)
     return pier_getsockopt_raw(m->lower, level, name, val, len);
   if (name == PIER_SPI_OPT_DISCONNECT_DATA) return get_disconnect(m, val, len);
-  if (*len < sizeof(int)) return PIER_EINVAL;
+  if (*len < sizeof(int))
+    return pier_spi_bad_arg("pier_getsockopt_raw",
+                            "*len %lu is shorter than an int",
+                            (unsigned long)*len);
   int rc = pier__lacc_getopt(&m->lst, name, val);
   if (rc != PIER_ENOPROTOOPT) {
     if (rc == 0) *len = sizeof(int);
@@ -134,7 +140,9 @@ static int msg_setsockopt(pier_socket *s, int level, int name, const void *val,
   msg_sock *m = msg_of(s);
   if (level != PIER_SOL_PROVIDER)
     return pier_setsockopt_raw(m->lower, level, name, val, len);
-  if (len != sizeof(int)) return PIER_EINVAL;
+  if (len != sizeof(int))
+    return pier_spi_bad_arg("pier_setsockopt_raw", "len %lu is not sizeof(int)",
+                            (unsigned long)len);
   int v = *(const int *)val;
   int rc = pier__lacc_setopt(&m->lst, name, v);
   if (rc != PIER_ENOPROTOOPT) return rc;
@@ -160,7 +168,10 @@ static int msg_ioctl(pier_socket *s, int cmd, void *arg) {
     *(int *)arg = 1; /* no urgent data on these protocols */
     return 0;
   }
-  if (cmd != PIER_FIONREAD) return PIER_EINVAL;
+  if (cmd != PIER_FIONREAD)
+    return pier_spi_bad_arg("pier_ioctl",
+                            "cmd %d is not PIER_FIONREAD or PIER_SIOCATMARK",
+                            cmd);
   size_t buffered = m->rend - m->rstart, below = 0;
   if (m->framed) {
     /* The part of the current message this side already holds. */
@@ -180,7 +191,8 @@ static int msg_submit(pier_socket *s, pier_op *op) {
   case PIER_OP_CONNECT: return pier__msg_connect(m, op);
   case PIER_OP_ACCEPT:
     return m->phase == MSG_LISTENING ? pier__lacc_accept(&m->lst, op)
-                                     : PIER_EINVAL;
+                                     : pier_spi_bad_arg(
+                                         "pier_accept", "listener is not listening");
   case PIER_OP_RECV:
   case PIER_OP_RECVFROM: return pier__msg_recv(m, op);
   case PIER_OP_SEND: return pier__msg_send(m, op);

@@ -44,9 +44,10 @@ void pier__tls_err_text(char *buf, size_t cap, const char *fallback) {
   ERR_clear_error();
 }
 
-static int ctx_fail(pier_tls_ctx *ctx, int code, const char *fallback) {
+static int ctx_fail(const char *fn, pier_tls_ctx *ctx, int code,
+                    const char *fallback) {
   pier__tls_err_text(ctx->err, sizeof ctx->err, fallback);
-  return code;
+  return code == PIER_EINVAL ? pier_spi_bad_arg(fn, "%s", ctx->err) : code;
 }
 
 size_t pier_tls_ctx_error(const pier_tls_ctx *ctx, char *buf, size_t cap) {
@@ -71,7 +72,9 @@ static int busy(pier_tls_ctx *ctx) {
 
 int pier_tls_ctx_new(int role, pier_tls_ctx **out) {
   if (!out || (role != PIER_TLS_CLIENT && role != PIER_TLS_SERVER))
-    return PIER_EINVAL;
+    return !out ? pier_spi_bad_arg(__func__, "out is NULL")
+                : pier_spi_bad_arg(__func__, "role %d is not PIER_TLS_CLIENT "
+                                   "or PIER_TLS_SERVER", role);
   *out = NULL;
   if (!OPENSSL_init_ssl(0, NULL)) return PIER_ENOMEM;
   /* Threads pier starts for a loop release OpenSSL's per-thread state as
@@ -168,17 +171,19 @@ static int exists(const char *path) {
 
 int pier_tls_ctx_use_cert_file(pier_tls_ctx *ctx, const char *chain_file,
                                const char *key_file) {
-  if (!ctx || !chain_file) return PIER_EINVAL;
+  if (!ctx || !chain_file)
+    return pier_spi_bad_arg(__func__, "%s is NULL",
+                            !ctx ? "ctx" : "chain_file");
   int rc = busy(ctx);
   if (rc) return rc;
   if (!key_file) key_file = chain_file;
   ERR_clear_error();
   if (exists(chain_file) || exists(key_file))
-    return ctx_fail(ctx, PIER_ENOENT, "no such file");
+    return ctx_fail(__func__, ctx, PIER_ENOENT, "no such file");
   if (SSL_CTX_use_certificate_chain_file(ctx->ssl, chain_file) != 1 ||
       SSL_CTX_use_PrivateKey_file(ctx->ssl, key_file, SSL_FILETYPE_PEM) != 1 ||
       SSL_CTX_check_private_key(ctx->ssl) != 1)
-    return ctx_fail(ctx, PIER_EINVAL, "bad certificate or key");
+    return ctx_fail(__func__, ctx, PIER_EINVAL, "bad certificate or key");
   ctx->err[0] = '\0';
   return 0;
 }
@@ -187,7 +192,10 @@ int pier_tls_ctx_use_cert_mem(pier_tls_ctx *ctx, const void *chain,
                               size_t len, const void *key, size_t key_len) {
   if (!ctx || !chain || !len || !key || !key_len || len > INT32_MAX ||
       key_len > INT32_MAX)
-    return PIER_EINVAL;
+    return pier_spi_bad_arg(__func__, "%s", !ctx ? "ctx is NULL"
+                            : !chain ? "chain is NULL" : !len ? "len is 0"
+                            : !key ? "key is NULL" : !key_len ? "key_len is 0"
+                            : "len or key_len is above INT32_MAX");
   int rc = busy(ctx);
   if (rc) return rc;
   ERR_clear_error();
@@ -209,14 +217,14 @@ int pier_tls_ctx_use_cert_mem(pier_tls_ctx *ctx, const void *chain,
   }
   X509_free(leaf);
   BIO_free(b);
-  if (rc) return ctx_fail(ctx, rc, "bad certificate");
+  if (rc) return ctx_fail(__func__, ctx, rc, "bad certificate");
   b = BIO_new_mem_buf(key, (int)key_len);
   EVP_PKEY *pk = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
   BIO_free(b);
   if (!pk || SSL_CTX_use_PrivateKey(ctx->ssl, pk) != 1 ||
       SSL_CTX_check_private_key(ctx->ssl) != 1) {
     EVP_PKEY_free(pk);
-    return ctx_fail(ctx, PIER_EINVAL, "bad private key");
+    return ctx_fail(__func__, ctx, PIER_EINVAL, "bad private key");
   }
   EVP_PKEY_free(pk);
   ctx->err[0] = '\0';
@@ -230,28 +238,33 @@ static int ca_loaded(pier_tls_ctx *ctx) {
 }
 
 int pier_tls_ctx_load_ca_file(pier_tls_ctx *ctx, const char *file) {
-  if (!ctx || !file) return PIER_EINVAL;
+  if (!ctx || !file)
+    return pier_spi_bad_arg(__func__, "%s is NULL", !ctx ? "ctx" : "file");
   int rc = busy(ctx);
   if (rc) return rc;
   ERR_clear_error();
-  if (exists(file)) return ctx_fail(ctx, PIER_ENOENT, "no such file");
+  if (exists(file)) return ctx_fail(__func__, ctx, PIER_ENOENT, "no such file");
   if (SSL_CTX_load_verify_locations(ctx->ssl, file, NULL) != 1)
-    return ctx_fail(ctx, PIER_EINVAL, "no certificate in the file");
+    return ctx_fail(__func__, ctx, PIER_EINVAL, "no certificate in the file");
   return ca_loaded(ctx);
 }
 
 int pier_tls_ctx_load_ca_dir(pier_tls_ctx *ctx, const char *dir) {
-  if (!ctx || !dir) return PIER_EINVAL;
+  if (!ctx || !dir)
+    return pier_spi_bad_arg(__func__, "%s is NULL", !ctx ? "ctx" : "dir");
   int rc = busy(ctx);
   if (rc) return rc;
   ERR_clear_error();
   if (SSL_CTX_load_verify_locations(ctx->ssl, NULL, dir) != 1)
-    return ctx_fail(ctx, PIER_ENOENT, "cannot use the directory");
+    return ctx_fail(__func__, ctx, PIER_ENOENT, "cannot use the directory");
   return ca_loaded(ctx);
 }
 
 int pier_tls_ctx_load_ca_mem(pier_tls_ctx *ctx, const void *pem, size_t len) {
-  if (!ctx || !pem || !len || len > INT32_MAX) return PIER_EINVAL;
+  if (!ctx || !pem || !len || len > INT32_MAX)
+    return pier_spi_bad_arg(__func__, "%s", !ctx ? "ctx is NULL"
+                            : !pem ? "pem is NULL" : !len ? "len is 0"
+                            : "len is above INT32_MAX");
   int rc = busy(ctx);
   if (rc) return rc;
   ERR_clear_error();
@@ -264,18 +277,19 @@ int pier_tls_ctx_load_ca_mem(pier_tls_ctx *ctx, const void *pem, size_t len) {
     X509_free(x);
   }
   BIO_free(b);
-  if (n == 0) return ctx_fail(ctx, PIER_EINVAL, "no certificate in the data");
+  if (n == 0)
+    return ctx_fail(__func__, ctx, PIER_EINVAL, "no certificate in the data");
   ERR_clear_error();
   return ca_loaded(ctx);
 }
 
 int pier_tls_ctx_load_ca_system(pier_tls_ctx *ctx) {
-  if (!ctx) return PIER_EINVAL;
+  if (!ctx) return pier_spi_bad_arg(__func__, "ctx is NULL");
   int rc = busy(ctx);
   if (rc) return rc;
   ERR_clear_error();
   if (SSL_CTX_set_default_verify_paths(ctx->ssl) != 1)
-    return ctx_fail(ctx, PIER_ENOENT, "no system trust store");
+    return ctx_fail(__func__, ctx, PIER_ENOENT, "no system trust store");
   return ca_loaded(ctx);
 }
 
@@ -285,7 +299,9 @@ int pier_tls_ctx_load_ca_system(pier_tls_ctx *ctx) {
 
 int pier_tls_ctx_set_verify(pier_tls_ctx *ctx, int mode) {
   if (!ctx || mode < PIER_TLS_VERIFY_NONE || mode > PIER_TLS_VERIFY_REQUIRE)
-    return PIER_EINVAL;
+    return !ctx ? pier_spi_bad_arg(__func__, "ctx is NULL")
+                : pier_spi_bad_arg(__func__, "mode %d is not a "
+                                   "PIER_TLS_VERIFY_* value", mode);
   int rc = busy(ctx);
   if (rc) return rc;
   int flags = SSL_VERIFY_NONE;
@@ -298,8 +314,12 @@ int pier_tls_ctx_set_verify(pier_tls_ctx *ctx, int mode) {
 }
 
 int pier_tls_ctx_set_server_name(pier_tls_ctx *ctx, const char *name) {
-  if (!ctx || ctx->role != PIER_TLS_CLIENT) return PIER_EINVAL;
-  if (name && (!*name || strlen(name) > 255)) return PIER_EINVAL;
+  if (!ctx || ctx->role != PIER_TLS_CLIENT)
+    return pier_spi_bad_arg(__func__, "%s", !ctx ? "ctx is NULL"
+                            : "ctx is not a PIER_TLS_CLIENT context");
+  if (name && (!*name || strlen(name) > 255))
+    return pier_spi_bad_arg(__func__, "name is %s",
+                            !*name ? "empty" : "longer than 255 bytes");
   int rc = busy(ctx);
   if (rc) return rc;
   char *copy = NULL;
@@ -331,14 +351,21 @@ static int alpn_select(SSL *ssl, const unsigned char **out,
 
 int pier_tls_ctx_set_alpn(pier_tls_ctx *ctx, const char *const *protos,
                           size_t n) {
-  if (!ctx || (n && !protos)) return PIER_EINVAL;
+  if (!ctx || (n && !protos))
+    return pier_spi_bad_arg(__func__, "%s", !ctx ? "ctx is NULL"
+                            : "protos is NULL with a non-zero n");
   size_t total = 0;
   for (size_t i = 0; i < n; i++) {
     size_t l = protos[i] ? strlen(protos[i]) : 0;
-    if (l == 0 || l > 255) return PIER_EINVAL;
+    if (l == 0 || l > 255)
+      return pier_spi_bad_arg(__func__, "protos[%lu] is %s", (unsigned long)i,
+                              l ? "longer than 255 bytes" : "NULL or empty");
     total += 1 + l;
   }
-  if (total > 65535) return PIER_EINVAL;
+  if (total > 65535)
+    return pier_spi_bad_arg(__func__,
+                            "the protocol list takes %lu bytes, above 65535",
+                            (unsigned long)total);
   int rc = busy(ctx);
   if (rc) return rc;
   unsigned char *wire = NULL;
@@ -356,7 +383,7 @@ int pier_tls_ctx_set_alpn(pier_tls_ctx *ctx, const char *const *protos,
     /* 0 is success for this one call of OpenSSL's. */
     if (SSL_CTX_set_alpn_protos(ctx->ssl, wire, (unsigned)total) != 0) {
       pier_spi_free(wire);
-      return ctx_fail(ctx, PIER_ENOMEM, "cannot set ALPN");
+      return ctx_fail(__func__, ctx, PIER_ENOMEM, "cannot set ALPN");
     }
   } else {
     SSL_CTX_set_alpn_select_cb(ctx->ssl, n ? alpn_select : NULL, ctx);
@@ -374,21 +401,24 @@ static int version_ok(int v) {
 int pier_tls_ctx_set_versions(pier_tls_ctx *ctx, int min_version,
                               int max_version) {
   if (!ctx || !version_ok(min_version) || !version_ok(max_version))
-    return PIER_EINVAL;
+    return !ctx ? pier_spi_bad_arg(__func__, "ctx is NULL")
+                : pier_spi_bad_arg(__func__, "%s_version is not PIER_TLS_ANY, "
+                                   "PIER_TLS_1_2 or PIER_TLS_1_3",
+                                   !version_ok(min_version) ? "min" : "max");
   if (min_version && max_version && min_version > max_version)
-    return PIER_EINVAL;
+    return pier_spi_bad_arg(__func__, "min_version is above max_version");
   int rc = busy(ctx);
   if (rc) return rc;
   /* Never below TLS 1.2. */
   int lo = min_version ? min_version : TLS1_2_VERSION;
   if (SSL_CTX_set_min_proto_version(ctx->ssl, lo) != 1 ||
       SSL_CTX_set_max_proto_version(ctx->ssl, max_version) != 1)
-    return ctx_fail(ctx, PIER_EINVAL, "version not supported");
+    return ctx_fail(__func__, ctx, PIER_EINVAL, "version not supported");
   return 0;
 }
 
 int pier_tls_ctx_set_resumption(pier_tls_ctx *ctx, int on) {
-  if (!ctx) return PIER_EINVAL;
+  if (!ctx) return pier_spi_bad_arg(__func__, "ctx is NULL");
   int rc = busy(ctx);
   if (rc) return rc;
   if (ctx->role == PIER_TLS_SERVER) return 0; /* servers always offer it */

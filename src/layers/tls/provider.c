@@ -57,7 +57,10 @@ static int tls_open(pier_socket *s, const pier_protocol_info *proto,
   tls_sock *t = tls_of(s);
   pier_socket *lower = pier_spi_lower(s);
   (void)proto;
-  if (!lower || handle != PIER_INVALID_SOCKET) return PIER_EINVAL;
+  if (!lower || handle != PIER_INVALID_SOCKET)
+    return pier_spi_bad_arg("pier_spi_layer_open", "%s",
+                            !lower ? "the TLS layer needs a lower socket"
+                            : "the TLS layer takes no OS handle");
   t->s = s;
   t->lower = lower;
   t->timeout_ms = PIER_HANDSHAKE_TIMEOUT_DEFAULT;
@@ -111,7 +114,10 @@ static int tls_bind(pier_socket *s, const struct sockaddr *a, size_t len) {
 static int tls_listen(pier_socket *s, int backlog) {
   tls_sock *t = tls_of(s);
   if (t->phase != TLS_IDLE && t->phase != TLS_LISTENING) return PIER_EISCONN;
-  if (!t->ctx || t->ctx->role != PIER_TLS_SERVER) return PIER_EINVAL;
+  if (!t->ctx || t->ctx->role != PIER_TLS_SERVER)
+    return pier_spi_bad_arg("pier_listen",
+                            "s has no server TLS context (pier_tls_ctx_new "
+                            "with PIER_TLS_SERVER)");
   int rc = t->lower_listening ? 0 : pier_listen(t->lower, backlog);
   if (rc == 0 && t->phase == TLS_IDLE) {
     t->phase = TLS_LISTENING;
@@ -138,7 +144,10 @@ static int tls_getsockopt(pier_socket *s, int level, int name, void *val,
   if (level != PIER_SOL_PROVIDER)
     return pier_getsockopt_raw(t->lower, level, name, val, len);
   if (name == PIER_SPI_OPT_DISCONNECT_DATA) return PIER_ENOPROTOOPT;
-  if (*len < sizeof(int)) return PIER_EINVAL;
+  if (*len < sizeof(int))
+    return pier_spi_bad_arg("pier_getsockopt_raw",
+                            "*len %lu is shorter than an int",
+                            (unsigned long)*len);
   int rc = pier__lacc_getopt(&t->lst, name, val);
   if (rc != PIER_ENOPROTOOPT) {
     if (rc == 0) *len = sizeof(int);
@@ -156,7 +165,9 @@ static int tls_setsockopt(pier_socket *s, int level, int name, const void *val,
   tls_sock *t = tls_of(s);
   if (level != PIER_SOL_PROVIDER)
     return pier_setsockopt_raw(t->lower, level, name, val, len);
-  if (len != sizeof(int)) return PIER_EINVAL;
+  if (len != sizeof(int))
+    return pier_spi_bad_arg("pier_setsockopt_raw", "len %lu is not sizeof(int)",
+                            (unsigned long)len);
   int v = *(const int *)val;
   int rc = pier__lacc_setopt(&t->lst, name, v);
   if (rc != PIER_ENOPROTOOPT) return rc;
@@ -175,7 +186,10 @@ static int tls_ioctl(pier_socket *s, int cmd, void *arg) {
     *(int *)arg = 1; /* no urgent data over TLS */
     return 0;
   }
-  if (cmd != PIER_FIONREAD) return PIER_EINVAL;
+  if (cmd != PIER_FIONREAD)
+    return pier_spi_bad_arg("pier_ioctl",
+                            "cmd %d is not PIER_FIONREAD or PIER_SIOCATMARK",
+                            cmd);
   /* Decrypted bytes ready now (encrypted ones are not known to be data). */
   *(size_t *)arg = t->ssl && t->phase == TLS_OPEN
                        ? (size_t)SSL_pending(t->ssl) : 0;
@@ -188,7 +202,8 @@ static int tls_submit(pier_socket *s, pier_op *op) {
   case PIER_OP_CONNECT: return pier__tls_connect(t, op);
   case PIER_OP_ACCEPT:
     return t->phase == TLS_LISTENING ? pier__lacc_accept(&t->lst, op)
-                                     : PIER_EINVAL;
+                                     : pier_spi_bad_arg(
+                                         "pier_accept", "listener is not listening");
   case PIER_OP_RECV:
   case PIER_OP_RECVFROM: return pier__tls_recv(t, op);
   case PIER_OP_SEND: return pier__tls_send(t, op);
@@ -275,7 +290,9 @@ static int connected_now(pier_socket *lower) {
 
 int pier_tls_wrap(pier_tls_ctx *ctx, pier_socket *lower,
                   const char *server_name, pier_socket **out) {
-  if (!ctx || !lower || !out) return PIER_EINVAL;
+  if (!ctx || !lower || !out)
+    return pier_spi_bad_arg(__func__, "%s is NULL",
+                            !ctx ? "ctx" : !lower ? "lower" : "out");
   *out = NULL;
   const pier_protocol_info *lp = pier_socket_protocol(lower);
   if (!lp) return PIER_EBADF;
@@ -284,10 +301,13 @@ int pier_tls_wrap(pier_tls_ctx *ctx, pier_socket *lower,
   const pier_protocol_info *proto = entry_for(lp->family);
   if (!proto) return PIER_EOPNOTSUPP;
   if (server_name && (!*server_name || strlen(server_name) > 255))
-    return PIER_EINVAL;
+    return pier_spi_bad_arg(__func__, "server_name is %s",
+                            !*server_name ? "empty" : "longer than 255 bytes");
   int is_listening = listening(lower);
   int is_connected = !is_listening && connected_now(lower);
-  if (is_listening && ctx->role != PIER_TLS_SERVER) return PIER_EINVAL;
+  if (is_listening && ctx->role != PIER_TLS_SERVER)
+    return pier_spi_bad_arg(__func__, "lower is listening but ctx is not a "
+                            "PIER_TLS_SERVER context");
   char *name = NULL;
   if (server_name) {
     size_t n = strlen(server_name) + 1;
@@ -345,8 +365,10 @@ static tls_sock *enter(pier_socket *s) {
 
 static void leave(pier_socket *s) { pier_spi_unlock(pier_socket_loop(s)); }
 
-static int put_text(const char *text, size_t n, char *buf, size_t cap) {
-  if (!buf || cap == 0) return PIER_EINVAL;
+static int put_text(const char *fn, const char *text, size_t n, char *buf,
+                    size_t cap) {
+  if (!buf || cap == 0)
+    return pier_spi_bad_arg(fn, "%s", !buf ? "buf is NULL" : "cap is 0");
   if (n >= cap) {
     buf[0] = '\0';
     return PIER_EMSGSIZE;
@@ -358,7 +380,7 @@ static int put_text(const char *text, size_t n, char *buf, size_t cap) {
 
 int pier_tls_error(pier_socket *s, char *buf, size_t cap) {
   tls_sock *t = enter(s);
-  if (!t) return PIER_EINVAL;
+  if (!t) return pier_spi_bad_arg(__func__, "s is NULL or not a TLS socket");
   int code = t->last_error;
   pier__tls_copy(buf, cap, code ? t->text : "");
   leave(s);
@@ -371,18 +393,18 @@ static int opened(const tls_sock *t) {
 
 int pier_tls_alpn(pier_socket *s, char *buf, size_t cap) {
   tls_sock *t = enter(s);
-  if (!t) return PIER_EINVAL;
+  if (!t) return pier_spi_bad_arg(__func__, "s is NULL or not a TLS socket");
   const unsigned char *p = NULL;
   unsigned n = 0;
   if (opened(t)) SSL_get0_alpn_selected(t->ssl, &p, &n);
-  int rc = put_text((const char *)p, p ? n : 0, buf, cap);
+  int rc = put_text(__func__, (const char *)p, p ? n : 0, buf, cap);
   leave(s);
   return rc;
 }
 
 int pier_tls_resumed(pier_socket *s) {
   tls_sock *t = enter(s);
-  if (!t) return PIER_EINVAL;
+  if (!t) return pier_spi_bad_arg(__func__, "s is NULL or not a TLS socket");
   int r = opened(t) && SSL_session_reused(t->ssl) == 1;
   leave(s);
   return r;
@@ -390,7 +412,7 @@ int pier_tls_resumed(pier_socket *s) {
 
 int pier_tls_version(pier_socket *s) {
   tls_sock *t = enter(s);
-  if (!t) return PIER_EINVAL;
+  if (!t) return pier_spi_bad_arg(__func__, "s is NULL or not a TLS socket");
   int v = opened(t) ? SSL_version(t->ssl) : 0;
   leave(s);
   return v;
@@ -398,18 +420,19 @@ int pier_tls_version(pier_socket *s) {
 
 int pier_tls_cipher(pier_socket *s, char *buf, size_t cap) {
   tls_sock *t = enter(s);
-  if (!t) return PIER_EINVAL;
+  if (!t) return pier_spi_bad_arg(__func__, "s is NULL or not a TLS socket");
   const char *name = opened(t) ? SSL_get_cipher_name(t->ssl) : NULL;
   if (name && strcmp(name, "(NONE)") == 0) name = NULL;
-  int rc = put_text(name ? name : "", name ? strlen(name) : 0, buf, cap);
+  int rc = put_text(__func__, name ? name : "", name ? strlen(name) : 0, buf,
+                    cap);
   leave(s);
   return rc;
 }
 
 int pier_tls_peer_subject(pier_socket *s, char *buf, size_t cap) {
   tls_sock *t = enter(s);
-  if (!t) return PIER_EINVAL;
-  int rc = put_text("", 0, buf, cap);
+  if (!t) return pier_spi_bad_arg(__func__, "s is NULL or not a TLS socket");
+  int rc = put_text(__func__, "", 0, buf, cap);
   X509 *peer = opened(t) ? SSL_get1_peer_certificate(t->ssl) : NULL;
   if (peer && rc >= 0) {
     BIO *b = BIO_new(BIO_s_mem());
@@ -417,7 +440,7 @@ int pier_tls_peer_subject(pier_socket *s, char *buf, size_t cap) {
                                 XN_FLAG_RFC2253) >= 0) {
       char *data = NULL;
       long n = BIO_get_mem_data(b, &data);
-      rc = put_text(data, n > 0 ? (size_t)n : 0, buf, cap);
+      rc = put_text(__func__, data, n > 0 ? (size_t)n : 0, buf, cap);
     }
     BIO_free(b);
   }
