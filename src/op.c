@@ -121,6 +121,13 @@ static int run_blocking(pier_socket *s, pier_op *op) {
   if (!s->prov->execute)
     return (s->prov->caps & PIER_PCAP_LAYER) ? pier__layer_blocking(s, op)
                                              : PIER_EOPNOTSUPP;
+  pier__block b;
+  int rc = pier__socket_block_enter(s, &b);
+  if (rc) { /* nothing started */
+    op->status = rc;
+    release_bufs(op);
+    return rc;
+  }
   op->pier__r.loop = NULL;
   op->pier__r.cb = NULL;
   op->status = PIER_EINPROGRESS;
@@ -133,14 +140,13 @@ static int run_blocking(pier_socket *s, pier_op *op) {
     reenable_events(s, op);
     pier__unlock(s->loop);
   }
-  pier__socket_block_enter(s);
-  int rc = s->prov->execute(s, op);
+  rc = s->prov->execute(s, op);
   if (op->pier__r.ext == &pier__disconnect_mark) {
     pier__lock(s->loop);
     rc = disconnect_sent(op, rc);
     pier__unlock(s->loop);
   }
-  pier__socket_block_leave(s);
+  pier__socket_block_leave(s, &b);
   if (events) {
     pier__lock(s->loop);
     outcome_events(s, op, rc);
@@ -397,7 +403,7 @@ int pier_cancel(pier_op *op) {
 int pier_cancel_blocking(pier_socket *s) {
   if (!s) return PIER_EINVAL;
   if (!s->prov->cancel_blocking) return PIER_EOPNOTSUPP;
-  return s->prov->cancel_blocking(s);
+  return pier__socket_cancel_blocking(s);
 }
 
 static int finished(pier_op *op) {

@@ -7,7 +7,7 @@
  * Section map
  *   1. create / adopt / accepted
  *   2. synchronous calls
- *   3. close and reaping
+ *   3. blocking calls, close and reaping
  *   4. accessors and SPI services
  */
 #include <string.h>
@@ -231,16 +231,65 @@ int pier_ioctl(pier_socket *s, int cmd, void *arg) {
 }
 
 /* ------------------------------------------------------------------ */
-/* 3. close and reaping                                                */
+/* 3. blocking calls, close and reaping                                */
 /* ------------------------------------------------------------------ */
 
-void pier__socket_block_enter(pier_socket *s) { pier__fetch_add(&s->blocked, 1); }
+/*
+ * Blocking calls run in their callers' threads, outside the core lock.
+ * Each counts itself in s->blocked and notes s->cancel_seq before its
+ * first attempt; pier_cancel_blocking and pier_close move cancel_seq on,
+ * so a call sees a cancel whenever it lands (pier_spi_block_canceled),
+ * and then ask the provider to wake the calls that wait.  A call and a
+ * close meet through sequentially consistent operations: the call counts
+ * itself in, then looks for CLOSING; the close sets CLOSING, then counts
+ * the calls.  At least one sees the other - the call backs out, or the
+ * close cancels it and leaves the OS socket to the last call's leave.
+ */
 
-void pier__socket_block_leave(pier_socket *s) {
+/* The blocking calls this thread is in, innermost first. */
+static PIER__TLS pier__block *this_thread_calls;
+
+static void block_done(pier_socket *s) {
   /* A close may be waiting for this call to leave: let the loop look. */
-  if (pier__fetch_add(&s->blocked, -1) == 1 &&
-      (pier__load(&s->flags) & PIER__S_CLOSING))
+  if (pier__sc_add(&s->blocked, -1) == 1 &&
+      (pier__sc_load(&s->flags) & PIER__S_CLOSING))
     s->loop->prov->loop_wake(s->loop);
+}
+
+int pier__socket_block_enter(pier_socket *s, pier__block *b) {
+  b->s = s;
+  b->seq = pier__sc_load(&s->cancel_seq);
+  pier__sc_add(&s->blocked, 1);
+  if (pier__sc_load(&s->flags) & PIER__S_CLOSING) {
+    block_done(s);
+    return PIER_EBADF;
+  }
+  b->outer = this_thread_calls;
+  this_thread_calls = b;
+  return 0;
+}
+
+void pier__socket_block_leave(pier_socket *s, pier__block *b) {
+  this_thread_calls = b->outer;
+  block_done(s);
+}
+
+int pier_spi_block_canceled(const pier_socket *s) {
+  for (const pier__block *b = this_thread_calls; b; b = b->outer)
+    if (b->s == s) return pier__sc_load(&s->cancel_seq) != b->seq;
+  return 0;
+}
+
+/* Cancel the calls counted in s->blocked, if any; 1 if there were. */
+static int cancel_blocked(pier_socket *s) {
+  if (pier__sc_load(&s->blocked) == 0) return 0;
+  pier__sc_add(&s->cancel_seq, 1u);
+  if (s->prov->cancel_blocking) s->prov->cancel_blocking(s); /* wake them */
+  return 1;
+}
+
+int pier__socket_cancel_blocking(pier_socket *s) {
+  return cancel_blocked(s) ? 0 : PIER_ENOENT;
 }
 
 static void provider_close(pier_socket *s) {
@@ -256,16 +305,13 @@ int pier_close(pier_socket *s, pier_close_cb cb) {
     pier__unlock(loop);
     return PIER_EALREADY;
   }
-  PIER__SSET(s, PIER__S_CLOSING);
+  pier__sc_or(&s->flags, (unsigned)PIER__S_CLOSING);
   s->close_cb = cb;
   s->next_closing = loop->closing;
   loop->closing = s;
-  /* Blocked threads still use the OS socket: interrupt them, and release
-     it only when the last has left (see pier__socket_reap_one). */
-  if (pier__load(&s->blocked) > 0 && s->prov->cancel_blocking)
-    s->prov->cancel_blocking(s);
-  else
-    provider_close(s);
+  /* Blocked threads still use the OS socket: cancel them, and release it
+     only when the last has left (see pier__socket_reap_one). */
+  if (!cancel_blocked(s)) provider_close(s);
   pier__unlock(loop);
   return 0;
 }

@@ -5,11 +5,18 @@
  * a plain thread with no loop running; pier_cancel_blocking interrupts a
  * blocked recv or accept with PIER_ECANCELED and the socket goes on
  * working; in non-blocking mode the blocking form answers
- * PIER_EWOULDBLOCK.
+ * PIER_EWOULDBLOCK.  A cancel or a close is never lost, whenever it lands
+ * (even before the call's first attempt, from its own condition
+ * function), and a close during a blocking call completes; a blocking
+ * wait opens no descriptor.
  */
 #include "helpers.h"
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#  include <dirent.h>
+#endif
 
 typedef struct job {
   pier_socket *s;       /* socket the thread blocks on */
@@ -343,6 +350,227 @@ START_TEST(test_nonblocking_listener_accept_returns_ewouldblock) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* cancels and closes that land early                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A condition function runs inside the blocking accept, before its first
+ * wait: a cancel or close it makes must still end the call.  It rejects
+ * the caller, so the accept goes on to wait for the next one.
+ */
+typedef struct early {
+  pier_socket *l;
+  int close;         /* close the listener instead of canceling */
+  int cancel_rc;     /* what pier_cancel_blocking / pier_close answered */
+  int closed;        /* close callback ran */
+  job j;
+} early;
+
+static void early_close_cb(pier_socket *s) {
+  T_FLAG_SET(&((early *)pier_socket_get_data(s))->closed, 1);
+}
+
+static int cancel_in_condition(pier_accept_info *info, void *ctx) {
+  (void)info;
+  early *e = ctx;
+  e->cancel_rc = e->close ? pier_close(e->l, early_close_cb)
+                          : pier_cancel_blocking(e->l);
+  return PIER_CF_REJECT;
+}
+
+static void *early_accept_thread(void *arg) {
+  early *e = arg;
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  e->j.rc[0] = pier_accept(e->l, &op, cancel_in_condition, e, NULL);
+  e->j.accepted = op.accepted;
+  T_FLAG_SET(&e->j.finished, 1);
+  return NULL;
+}
+
+static void run_early(int close) {
+  pier_loop *loop = t_loop_new();
+  static early e;
+  memset(&e, 0, sizeof e);
+  e.close = close;
+  e.l = t_listener(loop, "tcp4", &e.j.addr, &e.j.addrlen);
+  pier_socket_set_data(e.l, &e);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, early_accept_thread, &e), 0);
+  pier_os_socket h = t_os_connect(&e.j.addr, e.j.addrlen);
+  join_bounded(th, &e.j, e.l, NULL, 3000);
+  T_OK(e.cancel_rc);
+  T_ERR(e.j.rc[0], PIER_ECANCELED);
+  ck_assert_ptr_null(e.j.accepted);
+  t_os_close(h);
+  if (close) t_run_until(loop, &e.closed, 3000);
+  else T_OK(pier_close(e.l, NULL));
+  t_loop_free(loop);
+}
+
+START_TEST(test_cancel_blocking_from_condition_before_first_wait) {
+  run_early(0);
+}
+END_TEST
+
+START_TEST(test_close_from_condition_before_first_wait_completes) {
+  run_early(1);
+}
+END_TEST
+
+/*
+ * Many rounds of a thread starting a blocking recv while the main thread
+ * cancels (retrying until a call is in progress) or closes the socket,
+ * a few microseconds after the thread set off: the recv must end with
+ * PIER_ECANCELED (or PIER_EBADF when the close came first) and the close
+ * complete, every round.
+ */
+static void *race_recv_thread(void *arg) {
+  job *j = arg;
+  char b[16];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_FLAG_SET(&j->started, 1);
+  j->rc[0] = pier_recv(j->s, &op, &pb, 1, 0, NULL);
+  T_FLAG_SET(&j->finished, 1);
+  return NULL;
+}
+
+/* A busy wait of about n loop turns. */
+static void spin(int n) {
+  for (volatile int i = 0; i < n; i++) {
+  }
+}
+
+static void run_race(int close) {
+  pier_loop *loop = t_loop_new();
+  static job j;
+  int rounds = 0, canceled = 0, closed_first = 0;
+  uint64_t until = t_now_ms() + 6000;
+  srand(12);
+  while (rounds < 150 && t_now_ms() < until) {
+    pier_socket *c, *s;
+    t_pair(loop, "tcp4", &c, &s);
+    memset(&j, 0, sizeof j);
+    j.s = s;
+    int closed = 0;
+    pier_socket_set_data(s, &closed);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, race_recv_thread, &j), 0);
+    while (!T_FLAG(&j.started)) {
+    }
+    spin(rand() % 4000);
+    if (close) {
+      T_OK(pier_close(s, close_count_cb));
+    } else {
+      uint64_t give_up = t_now_ms() + 2000;
+      while (pier_cancel_blocking(s) == PIER_ENOENT && t_now_ms() < give_up) {
+      }
+    }
+    ck_assert_msg(t_wait_flag(&j.finished, 2000),
+                  "round %d: the blocking recv was not interrupted", rounds);
+    pthread_join(th, NULL);
+    if (j.rc[0] == PIER_EBADF && close) closed_first++;
+    else T_ERR(j.rc[0], PIER_ECANCELED);
+    canceled += j.rc[0] == PIER_ECANCELED;
+    if (close) t_run_until(loop, &closed, 2000);
+    else T_OK(pier_close(s, NULL));
+    T_OK(pier_close(c, NULL));
+    rounds++;
+  }
+  ck_assert_int_ge(rounds, 20);
+  ck_assert_int_gt(canceled, 0);
+  (void)closed_first;
+  t_loop_free(loop);
+}
+
+START_TEST(test_cancel_racing_start_of_blocking_recv) { run_race(0); }
+END_TEST
+
+START_TEST(test_close_racing_start_of_blocking_recv) { run_race(1); }
+END_TEST
+
+/* A close while a thread waits in a blocking recv: both complete. */
+START_TEST(test_close_during_blocking_recv_completes) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *s;
+  t_pair(loop, "tcp4", &c, &s);
+  static job j;
+  memset(&j, 0, sizeof j);
+  j.s = s;
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, race_recv_thread, &j), 0);
+  ck_assert(t_wait_flag(&j.started, 2000));
+  t_sleep_ms(50); /* let it wait */
+  int closed = 0;
+  pier_socket_set_data(s, &closed);
+  T_OK(pier_close(s, close_count_cb));
+  t_run_until(loop, &closed, 3000);
+  ck_assert(t_wait_flag(&j.finished, 1000));
+  pthread_join(th, NULL);
+  T_ERR(j.rc[0], PIER_ECANCELED);
+  T_OK(pier_close(c, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* what a wait costs                                                   */
+/* ------------------------------------------------------------------ */
+
+#ifdef __linux__
+static int open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+/* Wait in a blocking recv in a thread, count descriptors meanwhile, then
+   cancel it; returns the count. */
+static int fds_during_wait(pier_socket *s) {
+  static job j;
+  memset(&j, 0, sizeof j);
+  j.s = s;
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, race_recv_thread, &j), 0);
+  ck_assert(t_wait_flag(&j.started, 2000));
+  t_sleep_ms(20); /* it waits in poll() by now (or soon: see the rounds) */
+  int n = open_fds();
+  cancel_when_blocked(s, &j);
+  join_bounded(th, &j, s, NULL, 3000);
+  T_ERR(j.rc[0], PIER_ECANCELED);
+  return n;
+}
+
+/* Blocking waits open no descriptor: the count while one waits stays
+   what it was once the loop has its first wake descriptor. */
+START_TEST(test_blocking_wait_opens_no_descriptor) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *s;
+  t_pair(loop, "tcp4", &c, &s);
+  fds_during_wait(s); /* the loop's first blocking wait */
+  int before = open_fds();
+  ck_assert_int_gt(before, 0);
+  for (int i = 0; i < 15; i++) {
+    int during = fds_during_wait(s);
+    ck_assert_msg(during == before,
+                  "round %d: %d descriptors open during a wait, %d before",
+                  i, during, before);
+  }
+  ck_assert_int_eq(open_fds(), before);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+#endif
+
+
 Suite *suite_blocking(void) {
   Suite *s = suite_create("blocking");
   TCase *tc = tcase_create("blocking_calls");
@@ -355,6 +583,18 @@ Suite *suite_blocking(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_cancel_blocking_interrupts_recv_socket_still_works);
   tcase_add_test(tc, test_cancel_blocking_interrupts_accept_listener_still_works);
+  tcase_add_test(tc, test_cancel_blocking_from_condition_before_first_wait);
+  tcase_add_test(tc, test_close_from_condition_before_first_wait_completes);
+  tcase_add_test(tc, test_cancel_racing_start_of_blocking_recv);
+  tcase_add_test(tc, test_close_racing_start_of_blocking_recv);
+  tcase_add_test(tc, test_close_during_blocking_recv_completes);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("wait_cost");
+  tcase_set_timeout(tc, 20);
+#ifdef __linux__
+  tcase_add_test(tc, test_blocking_wait_opens_no_descriptor);
+#endif
   suite_add_tcase(s, tc);
 
   tc = tcase_create("nonblocking_mode");

@@ -100,6 +100,7 @@ static void lev_loop_free(pier_loop *loop) {
   event_del(&ll->timeout_ev);
   event_base_free(ll->base);
   wake_close(ll);
+  pier__lev_block_free(ll);
   pthread_mutex_destroy(&ll->block_lock);
 }
 
