@@ -164,7 +164,7 @@ struct pier_socket {
   size_t pending;            /* ops started and not yet delivered */
   pier_opq done;             /* completed, callbacks not yet run */
   pier_socket *next_ready;   /* the loop's ready list */
-  int blocked;               /* blocking calls in progress (atomic) */
+  int blocked;               /* blocking calls in progress (atomic; socket.c) */
   unsigned cancel_seq;       /* pier_cancel_blocking/pier_close count (atomic) */
   pier_close_cb close_cb;
   pier_socket *next_closing;
