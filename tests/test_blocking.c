@@ -7,8 +7,9 @@
  * working; in non-blocking mode the blocking form answers
  * PIER_EWOULDBLOCK.  A cancel or a close is never lost, whenever it lands
  * (even before the call's first attempt, from its own condition
- * function), and a close during a blocking call completes; a blocking
- * wait opens no descriptor.
+ * function), and a close during a blocking call completes; two threads
+ * may block in accept on one listener; a blocking wait opens no
+ * descriptor.
  */
 #include "helpers.h"
 #include <pthread.h>
@@ -517,6 +518,103 @@ START_TEST(test_close_during_blocking_recv_completes) {
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* two threads in blocking accept on one listener                      */
+/* ------------------------------------------------------------------ */
+
+#define TWO_N 60
+
+typedef struct two {
+  pier_socket *l;
+  struct sockaddr_storage addr;
+  size_t addrlen;
+  pthread_mutex_t mu;
+  pier_socket *acc[TWO_N + 8];
+  int naccepted;     /* under mu */
+  int conds;         /* condition calls (atomic) */
+  int rc[2];         /* how each thread's last accept ended */
+  volatile int finished[2];
+} two;
+
+static int count_condition(pier_accept_info *info, void *ctx) {
+  (void)info;
+  __atomic_fetch_add(&((two *)ctx)->conds, 1, __ATOMIC_SEQ_CST);
+  return PIER_CF_ACCEPT;
+}
+
+typedef struct two_arg { two *t; int me; } two_arg;
+
+static void *two_accept_thread(void *arg) {
+  two *t = ((two_arg *)arg)->t;
+  int me = ((two_arg *)arg)->me;
+  for (;;) {
+    pier_op op;
+    memset(&op, 0, sizeof op);
+    int rc = pier_accept(t->l, &op, count_condition, t, NULL);
+    if (rc) {
+      t->rc[me] = rc;
+      break;
+    }
+    pthread_mutex_lock(&t->mu);
+    if (t->naccepted < TWO_N + 8) t->acc[t->naccepted++] = op.accepted;
+    pthread_mutex_unlock(&t->mu);
+  }
+  T_FLAG_SET(&t->finished[me], 1);
+  return NULL;
+}
+
+static int two_count(two *t) {
+  pthread_mutex_lock(&t->mu);
+  int n = t->naccepted;
+  pthread_mutex_unlock(&t->mu);
+  return n;
+}
+
+START_TEST(test_two_threads_blocking_accept_one_listener) {
+  pier_loop *loop = t_loop_new();
+  static two t;
+  memset(&t, 0, sizeof t);
+  pthread_mutex_init(&t.mu, NULL);
+  t.l = t_listener_backlog(loop, "tcp4", &t.addr, &t.addrlen, TWO_N);
+  pthread_t th[2];
+  static two_arg args[2];
+  for (int i = 0; i < 2; i++) {
+    args[i].t = &t;
+    args[i].me = i;
+    ck_assert_int_eq(pthread_create(&th[i], NULL, two_accept_thread, &args[i]),
+                     0);
+  }
+  pier_os_socket h[TWO_N];
+  for (int i = 0; i < TWO_N; i++) h[i] = t_os_connect(&t.addr, t.addrlen);
+  uint64_t until = t_now_ms() + 5000;
+  while (two_count(&t) < TWO_N && t_now_ms() < until) t_sleep_ms(2);
+  ck_assert_int_eq(two_count(&t), TWO_N);
+  /* both still wait for more: cancel them */
+  until = t_now_ms() + 3000;
+  while ((T_FLAG(&t.finished[0]) != 1 || T_FLAG(&t.finished[1]) != 1) &&
+         t_now_ms() < until) {
+    pier_cancel_blocking(t.l);
+    t_sleep_ms(2);
+  }
+  ck_assert_int_eq(T_FLAG(&t.finished[0]), 1);
+  ck_assert_int_eq(T_FLAG(&t.finished[1]), 1);
+  pthread_join(th[0], NULL);
+  pthread_join(th[1], NULL);
+  T_ERR(t.rc[0], PIER_ECANCELED);
+  T_ERR(t.rc[1], PIER_ECANCELED);
+  ck_assert_int_eq(__atomic_load_n(&t.conds, __ATOMIC_SEQ_CST), TWO_N);
+  for (int i = 0; i < TWO_N; i++) {
+    ck_assert_ptr_nonnull(t.acc[i]);
+    for (int k = 0; k < i; k++) ck_assert_ptr_ne(t.acc[i], t.acc[k]);
+    T_OK(pier_close(t.acc[i], NULL));
+    t_os_close(h[i]);
+  }
+  T_OK(pier_close(t.l, NULL));
+  t_loop_free(loop);
+  pthread_mutex_destroy(&t.mu);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* what a wait costs                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -588,6 +686,7 @@ Suite *suite_blocking(void) {
   tcase_add_test(tc, test_cancel_racing_start_of_blocking_recv);
   tcase_add_test(tc, test_close_racing_start_of_blocking_recv);
   tcase_add_test(tc, test_close_during_blocking_recv_completes);
+  tcase_add_test(tc, test_two_threads_blocking_accept_one_listener);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("wait_cost");

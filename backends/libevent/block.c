@@ -18,6 +18,10 @@
  * by pier_loop_free - a loop keeps one per call that waited at the same
  * time as others, and a blocking call opens nothing.  The loop's
  * block_lock guards the waiter lists and the pool.
+ *
+ * Accept attempts run under the core lock, as the loop's own accepts do:
+ * blocking accepts from several threads and overlapped ones on the same
+ * listener take turns on its provider state (accept.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -153,10 +157,18 @@ static int wait_ready(lev_sock *ls, lev_waiter *w, short events) {
 /* attempts                                                            */
 /* ------------------------------------------------------------------ */
 
+static int try_accept(lev_sock *ls, pier_op *op) {
+  pier_loop *loop = pier_socket_loop(ls->s);
+  pier_spi_lock(loop);
+  int rc = pier__lev_try_accept(ls, op);
+  pier_spi_unlock(loop);
+  return rc;
+}
+
 /* One attempt at op; LEV_DONE or LEV_WAIT with the event to wait for. */
 static int attempt(lev_sock *ls, pier_op *op, int *started, short *events) {
   switch (op->pier__r.type) {
-  case PIER_OP_ACCEPT: *events = POLLIN; return pier__lev_try_accept(ls, op);
+  case PIER_OP_ACCEPT: *events = POLLIN; return try_accept(ls, op);
   case PIER_OP_RECV:
   case PIER_OP_RECVFROM:
     *events = (op->pier__r.in_flags & PIER_MSG_OOB) ? POLLPRI : POLLIN;

@@ -346,7 +346,8 @@ int pier_spi_layer_open(const pier_provider *layer,
 
 /*
  * pier_spi_lock / pier_spi_unlock - the loop's core lock, for a layer's
- * callbacks and timers (recursive: also fine where it is already held).
+ * callbacks and timers, and for an execute() slot that touches state its
+ * other slots share (recursive: also fine where it is already held).
  */
 void pier_spi_lock(pier_loop *loop);
 void pier_spi_unlock(pier_loop *loop);
