@@ -641,7 +641,13 @@ void pier_op_init(pier_op *op);
  *     returns when done with the same status, the results in op, and can
  *     be made from any thread; on a socket in non-blocking mode it returns
  *     PIER_EWOULDBLOCK when it would have to wait.  pier_cancel_blocking()
- *     interrupts it with PIER_ECANCELED.
+ *     and pier_close() interrupt it with PIER_ECANCELED, whenever they
+ *     land once the call has begun (a call that begins after pier_close
+ *     returns PIER_EBADF).  Made from inside a callback (or condition
+ *     function) of s's loop, in blocking mode, while no other thread
+ *     serves that loop, it returns PIER_EDEADLK at once and starts
+ *     nothing: waiting there would stop the loop it may need.  A blocking
+ *     wait costs no CPU and opens no descriptor.
  *   - buffer arrays are copied; the memory they point to must stay valid
  *     until completion.
  */
@@ -782,8 +788,10 @@ int pier_cancel(pier_op *op);
 
 /*
  * pier_cancel_blocking - interrupt every blocking call (cb == NULL) in
- * progress on s; each returns PIER_ECANCELED.  Any thread.  Returns
- * PIER_ENOENT if no call was blocked.
+ * progress on s, waiting or not yet: each returns PIER_ECANCELED (or its
+ * result, if it completes without waiting again).  Any thread, also a
+ * condition function inside the call.  Returns PIER_ENOENT if no call was
+ * in progress; a call that begins afterwards is not affected.
  */
 int pier_cancel_blocking(pier_socket *s);
 

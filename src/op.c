@@ -116,13 +116,25 @@ static int disconnect_sent(pier_op *op, int status) {
   return op->socket->prov->shutdown(op->socket, PIER_SHUT_WR);
 }
 
+/* 1 if a blocking call on s would wait on a thread that serves s's loop
+   (inside one of its callbacks) while no other thread serves it: nothing
+   would run the loop meanwhile, and the call may need it to. */
+static int would_deadlock(pier_socket *s) {
+  if (!pier__running_here(s->loop) || (PIER__SFLAGS(s) & PIER__S_NONBLOCK))
+    return 0;
+  pier__lock(s->loop);
+  int alone = s->loop->nrunners <= 1;
+  pier__unlock(s->loop);
+  return alone;
+}
+
 /* Run a blocking call in this thread. */
 static int run_blocking(pier_socket *s, pier_op *op) {
   if (!s->prov->execute)
     return (s->prov->caps & PIER_PCAP_LAYER) ? pier__layer_blocking(s, op)
                                              : PIER_EOPNOTSUPP;
   pier__block b;
-  int rc = pier__socket_block_enter(s, &b);
+  int rc = would_deadlock(s) ? PIER_EDEADLK : pier__socket_block_enter(s, &b);
   if (rc) { /* nothing started */
     op->status = rc;
     release_bufs(op);

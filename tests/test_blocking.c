@@ -8,8 +8,9 @@
  * PIER_EWOULDBLOCK.  A cancel or a close is never lost, whenever it lands
  * (even before the call's first attempt, from its own condition
  * function), and a close during a blocking call completes; two threads
- * may block in accept on one listener; a blocking wait opens no
- * descriptor.
+ * may block in accept on one listener; a blocking call from a callback of
+ * a loop that no other thread serves answers PIER_EDEADLK; a blocking wait
+ * opens no descriptor.
  */
 #include "helpers.h"
 #include <pthread.h>
@@ -615,6 +616,140 @@ START_TEST(test_two_threads_blocking_accept_one_listener) {
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* from a callback of a loop served by one thread                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct deadlock {
+  pier_socket *s, *l, *nb;
+  int rc_recv, rc_accept, rc_nb;
+  int done;
+} deadlock;
+
+static void deadlock_cb(pier_op *op, int status) {
+  (void)status;
+  deadlock *d = op->data;
+  char b[8];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  pier_op bop;
+  memset(&bop, 0, sizeof bop);
+  d->rc_recv = pier_recv(d->s, &bop, &pb, 1, 0, NULL);
+  memset(&bop, 0, sizeof bop);
+  d->rc_accept = pier_accept(d->l, &bop, NULL, NULL, NULL);
+  memset(&bop, 0, sizeof bop);
+  d->rc_nb = pier_recv(d->nb, &bop, &pb, 1, 0, NULL); /* never waits */
+  T_FLAG_SET(&d->done, 1);
+}
+
+/* Before the fix the calls hang: interrupt them after 2 s so the test
+   fails instead. */
+static void *deadlock_watchdog(void *arg) {
+  deadlock *d = arg;
+  if (!t_wait_flag(&d->done, 2000)) {
+    while (!T_FLAG(&d->done)) {
+      pier_cancel_blocking(d->s);
+      pier_cancel_blocking(d->l);
+      t_sleep_ms(5);
+    }
+  }
+  return NULL;
+}
+
+START_TEST(test_blocking_call_in_callback_one_thread_loop_edeadlk) {
+  pier_loop *loop = t_loop_new();
+  static deadlock d;
+  memset(&d, 0, sizeof d);
+  pier_socket *c, *c2;
+  t_pair(loop, "tcp4", &c, &d.s);
+  t_pair(loop, "tcp4", &c2, &d.nb);
+  int on = 1;
+  T_OK(pier_ioctl(d.nb, PIER_FIONBIO, &on));
+  struct sockaddr_storage la;
+  size_t llen;
+  d.l = t_listener(loop, "tcp4", &la, &llen);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, deadlock_watchdog, &d), 0);
+  pier_op post;
+  memset(&post, 0, sizeof post);
+  post.data = &d;
+  T_OK(pier_loop_post(loop, &post, deadlock_cb));
+  t_run_until(loop, &d.done, 10000);
+  pthread_join(th, NULL);
+  T_ERR(d.rc_recv, PIER_EDEADLK);
+  T_ERR(d.rc_accept, PIER_EDEADLK);
+  T_ERR(d.rc_nb, PIER_EWOULDBLOCK);
+  /* outside the callback the same calls block as before */
+  char out[4] = "abc";
+  pier_buf ob = pier_buf_init(out, sizeof out);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_OK(pier_send(c, &op, &ob, 1, 0, NULL));
+  char in[4];
+  pier_buf ib = pier_buf_init(in, sizeof in);
+  memset(&op, 0, sizeof op);
+  T_OK(pier_recv(d.s, &op, &ib, 1, PIER_MSG_WAITALL, NULL));
+  ck_assert_uint_eq(op.bytes, sizeof in);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(c2, NULL));
+  T_OK(pier_close(d.s, NULL));
+  T_OK(pier_close(d.nb, NULL));
+  T_OK(pier_close(d.l, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/*
+ * With a second thread serving the loop, the same call from a callback
+ * waits and completes.  The helper thread may not have started when the
+ * callback first runs (PIER_EDEADLK then): it posts itself again.
+ */
+typedef struct served {
+  pier_socket *s;
+  int rc, tries;
+} served;
+
+static void served_cb(pier_op *op, int status) {
+  (void)status;
+  served *v = op->data;
+  char b[4];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  pier_op bop;
+  memset(&bop, 0, sizeof bop);
+  v->rc = pier_recv(v->s, &bop, &pb, 1, PIER_MSG_WAITALL, NULL);
+  if (v->rc == PIER_EDEADLK && ++v->tries < 400) {
+    t_sleep_ms(5);
+    pier_loop_post(pier_socket_loop(v->s), op, served_cb);
+  }
+}
+
+START_TEST(test_blocking_call_in_callback_other_thread_serves) {
+  pier_loop_options o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  o.threads = 2;
+  pier_loop *loop = NULL;
+  T_OK(pier_loop_new(&o, &loop));
+  static served v;
+  memset(&v, 0, sizeof v);
+  pier_socket *c;
+  t_pair(loop, "tcp4", &c, &v.s);
+  char out[4] = "abc";
+  pier_buf ob = pier_buf_init(out, sizeof out);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_OK(pier_send(c, &op, &ob, 1, 0, NULL));
+  pier_op post;
+  memset(&post, 0, sizeof post);
+  post.data = &v;
+  T_OK(pier_loop_post(loop, &post, served_cb));
+  T_OK(pier_loop_run(loop, PIER_RUN_DEFAULT));
+  T_OK(v.rc);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(v.s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* what a wait costs                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -689,8 +824,10 @@ Suite *suite_blocking(void) {
   tcase_add_test(tc, test_two_threads_blocking_accept_one_listener);
   suite_add_tcase(s, tc);
 
-  tc = tcase_create("wait_cost");
+  tc = tcase_create("loop_thread");
   tcase_set_timeout(tc, 20);
+  tcase_add_test(tc, test_blocking_call_in_callback_one_thread_loop_edeadlk);
+  tcase_add_test(tc, test_blocking_call_in_callback_other_thread_serves);
 #ifdef __linux__
   tcase_add_test(tc, test_blocking_wait_opens_no_descriptor);
 #endif
