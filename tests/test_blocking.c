@@ -398,9 +398,10 @@ static void run_early(int close) {
   e.close = close;
   e.l = t_listener(loop, "tcp4", &e.j.addr, &e.j.addrlen);
   pier_socket_set_data(e.l, &e);
+  /* The caller waits in the backlog: the first attempt finds it. */
+  pier_os_socket h = t_os_connect(&e.j.addr, e.j.addrlen);
   pthread_t th;
   ck_assert_int_eq(pthread_create(&th, NULL, early_accept_thread, &e), 0);
-  pier_os_socket h = t_os_connect(&e.j.addr, e.j.addrlen);
   join_bounded(th, &e.j, e.l, NULL, 3000);
   T_OK(e.cancel_rc);
   T_ERR(e.j.rc[0], PIER_ECANCELED);
