@@ -643,11 +643,12 @@ void pier_op_init(pier_op *op);
  *     PIER_EWOULDBLOCK when it would have to wait.  pier_cancel_blocking()
  *     and pier_close() interrupt it with PIER_ECANCELED, whenever they
  *     land once the call has begun (a call that begins after pier_close
- *     returns PIER_EBADF).  Made from inside a callback (or condition
- *     function) of s's loop, in blocking mode, while no other thread
- *     serves that loop, it returns PIER_EDEADLK at once and starts
- *     nothing: waiting there would stop the loop it may need.  A blocking
- *     wait costs no CPU and opens no descriptor.
+ *     returns PIER_EBADF).  In blocking mode, made from inside a
+ *     callback of s's loop while no other thread serves that loop, or
+ *     from a condition function that runs with that loop's lock held (an
+ *     overlapped accept's always does), it returns PIER_EDEADLK at once
+ *     and starts nothing: waiting there would stop the loop it may need.
+ *     A blocking wait costs no CPU and opens no descriptor.
  *   - buffer arrays are copied; the memory they point to must stay valid
  *     until completion.
  */

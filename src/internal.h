@@ -108,6 +108,9 @@ void pier__unlock(pier_loop *loop);
 void pier__event_wait(pier_loop *loop, pier__event *ev);
 /* Wake every waiter of ev (core lock held). */
 void pier__event_signal(pier_loop *loop, pier__event *ev);
+/* 1 if this thread holds loop's core lock (inside a slot, or a condition
+   function a slot called). */
+int pier__lock_held(const pier_loop *loop);
 /* 1 if this thread is inside pier_loop_run(loop). */
 int pier__running_here(const pier_loop *loop);
 /* This thread starts (PIER_EBUSY if nested too deep) / stops running a

@@ -116,12 +116,14 @@ static int disconnect_sent(pier_op *op, int status) {
   return op->socket->prov->shutdown(op->socket, PIER_SHUT_WR);
 }
 
-/* 1 if a blocking call on s would wait on a thread that serves s's loop
-   (inside one of its callbacks) while no other thread serves it: nothing
-   would run the loop meanwhile, and the call may need it to. */
+/* 1 if a blocking call on s would wait where nothing could run s's loop
+   meanwhile, which the call may need: holding the loop's lock (in a
+   condition function), or inside one of its callbacks while no other
+   thread serves it. */
 static int would_deadlock(pier_socket *s) {
-  if (!pier__running_here(s->loop) || (PIER__SFLAGS(s) & PIER__S_NONBLOCK))
-    return 0;
+  if (PIER__SFLAGS(s) & PIER__S_NONBLOCK) return 0;
+  if (pier__lock_held(s->loop)) return 1;
+  if (!pier__running_here(s->loop)) return 0;
   pier__lock(s->loop);
   int alone = s->loop->nrunners <= 1;
   pier__unlock(s->loop);

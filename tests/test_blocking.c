@@ -646,7 +646,7 @@ static void deadlock_cb(pier_op *op, int status) {
 static void *deadlock_watchdog(void *arg) {
   deadlock *d = arg;
   if (!t_wait_flag(&d->done, 2000)) {
-    while (!T_FLAG(&d->done)) {
+    for (int i = 0; i < 1000 && !T_FLAG(&d->done); i++) {
       pier_cancel_blocking(d->s);
       pier_cancel_blocking(d->l);
       t_sleep_ms(5);
@@ -750,6 +750,87 @@ START_TEST(test_blocking_call_in_callback_other_thread_serves) {
 }
 END_TEST
 
+/*
+ * A condition function runs with the loop's lock held: a blocking call
+ * made there answers PIER_EDEADLK even while another thread serves the
+ * loop, since waiting would stop every thread that needs the lock.  The
+ * caller connects from a timer, once both threads are up.
+ */
+typedef struct in_cond {
+  pier_socket *s, *l;
+  struct sockaddr_storage addr;
+  size_t addrlen;
+  pier_os_socket h;
+  int rc, done, accepted;
+} in_cond;
+
+static int blocking_condition(pier_accept_info *info, void *ctx) {
+  (void)info;
+  in_cond *k = ctx;
+  char b[4];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  pier_op bop;
+  memset(&bop, 0, sizeof bop);
+  k->rc = pier_recv(k->s, &bop, &pb, 1, 0, NULL);
+  T_FLAG_SET(&k->done, 1);
+  return PIER_CF_ACCEPT;
+}
+
+static void in_cond_accepted(pier_op *op, int status) {
+  in_cond *k = op->data;
+  if (status == 0) pier_close(op->accepted, NULL);
+  k->accepted = status == 0 ? 1 : -1;
+}
+
+static void in_cond_connect(pier_timer *tm) {
+  in_cond *k = tm->data;
+  k->h = t_os_connect(&k->addr, k->addrlen);
+}
+
+static void *in_cond_watchdog(void *arg) {
+  in_cond *k = arg;
+  if (!t_wait_flag(&k->done, 3000))
+    for (int i = 0; i < 1000 && !T_FLAG(&k->done); i++) {
+      pier_cancel_blocking(k->s);
+      t_sleep_ms(5);
+    }
+  return NULL;
+}
+
+START_TEST(test_blocking_call_in_condition_edeadlk) {
+  pier_loop_options o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  o.threads = 2;
+  pier_loop *loop = NULL;
+  T_OK(pier_loop_new(&o, &loop));
+  static in_cond k;
+  memset(&k, 0, sizeof k);
+  pier_socket *c;
+  t_pair(loop, "tcp4", &c, &k.s);
+  k.l = t_listener(loop, "tcp4", &k.addr, &k.addrlen);
+  pier_op aop;
+  memset(&aop, 0, sizeof aop);
+  aop.data = &k;
+  T_OK(pier_accept(k.l, &aop, blocking_condition, &k, in_cond_accepted));
+  pier_timer tm;
+  T_OK(pier_timer_init(loop, &tm));
+  tm.data = &k;
+  T_OK(pier_timer_start(&tm, 200, 0, in_cond_connect));
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, in_cond_watchdog, &k), 0);
+  T_OK(pier_loop_run(loop, PIER_RUN_DEFAULT));
+  pthread_join(th, NULL);
+  T_ERR(k.rc, PIER_EDEADLK);
+  ck_assert_int_eq(k.accepted, 1);
+  t_os_close(k.h);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(k.s, NULL));
+  T_OK(pier_close(k.l, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* what a wait costs                                                   */
 /* ------------------------------------------------------------------ */
@@ -829,6 +910,7 @@ Suite *suite_blocking(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_blocking_call_in_callback_one_thread_loop_edeadlk);
   tcase_add_test(tc, test_blocking_call_in_callback_other_thread_serves);
+  tcase_add_test(tc, test_blocking_call_in_condition_edeadlk);
 #ifdef __linux__
   tcase_add_test(tc, test_blocking_wait_opens_no_descriptor);
 #endif
