@@ -9,8 +9,9 @@
  * (even before the call's first attempt, from its own condition
  * function), and a close during a blocking call completes; two threads
  * may block in accept on one listener; a blocking call from a callback of
- * a loop that no other thread serves answers PIER_EDEADLK; a blocking wait
- * opens no descriptor.
+ * a loop that no other thread serves, or from a condition function (under
+ * the loop's lock), answers PIER_EDEADLK; a blocking wait opens no
+ * descriptor.
  */
 #include "helpers.h"
 #include <pthread.h>
