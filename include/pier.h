@@ -876,7 +876,14 @@ void pier_op_init(pier_op *op);
  *     returns when done with the same status, the results in op, and can
  *     be made from any thread; on a socket in non-blocking mode it returns
  *     PIER_EWOULDBLOCK when it would have to wait.  pier_cancel_blocking()
- *     interrupts it with PIER_ECANCELED.
+ *     and pier_close() interrupt it with PIER_ECANCELED, whenever they
+ *     land once the call has begun (a call that begins after pier_close
+ *     returns PIER_EBADF).  In blocking mode, made from inside a
+ *     callback of s's loop while no other thread serves that loop, or
+ *     from a condition function that runs with that loop's lock held (an
+ *     overlapped accept's always does), it returns PIER_EDEADLK at once
+ *     and starts nothing: waiting there would stop the loop it may need.
+ *     A blocking wait costs no CPU and opens no descriptor.
  *   - buffer arrays are copied; the memory they point to must stay valid
  *     until completion.
  */
@@ -1130,8 +1137,11 @@ int pier_cancel(pier_op *op);
 
 /*
  * pier_cancel_blocking - interrupt every blocking call (cb == NULL) in
- * progress on s; each returns PIER_ECANCELED.
- * Errors: PIER_EINVAL (NULL s), PIER_ENOENT (no call was blocked),
+ * progress on s, waiting or not yet: each returns PIER_ECANCELED (or its
+ * result, if it completes without waiting again).  Also from a condition
+ * function inside the call.  A call that begins afterwards is not
+ * affected.
+ * Errors: PIER_EINVAL (NULL s), PIER_ENOENT (no call was in progress),
  * PIER_EOPNOTSUPP (the provider has no blocking calls).
  * Threads: any thread.
  */

@@ -122,6 +122,9 @@ void pier__unlock(pier_loop *loop);
 void pier__event_wait(pier_loop *loop, pier__event *ev);
 /* Wake every waiter of ev (core lock held). */
 void pier__event_signal(pier_loop *loop, pier__event *ev);
+/* 1 if this thread holds loop's core lock (inside a slot, or a condition
+   function a slot called). */
+int pier__lock_held(const pier_loop *loop);
 /* 1 if this thread is inside pier_loop_run(loop). */
 int pier__running_here(const pier_loop *loop);
 /* This thread starts (PIER_EBUSY if nested too deep) / stops running a
@@ -179,7 +182,8 @@ struct pier_socket {
   pier_opq done;             /* completed, callbacks not yet run */
   pier_socket *next_ready;   /* the loop's ready list */
   uint64_t ready_seq;        /* when it joined the ready list */
-  int blocked;               /* blocking calls in progress (atomic) */
+  int blocked;               /* blocking calls in progress (atomic; socket.c) */
+  unsigned cancel_seq;       /* pier_cancel_blocking/pier_close count (atomic) */
   pier_close_cb close_cb;
   pier_socket *next_closing;
   pier_qos qos;              /* last pier_set_qos, inherited by accepts */
@@ -239,9 +243,19 @@ void pier__qos_inherit(pier_socket *listener, pier_socket *s);
 /* 0 if addr/len is a whole address of its family, else PIER_EINVAL
    (logged as a bad argument of fn, as are the two checks below). */
 int pier__addr_check(const char *fn, const struct sockaddr *addr, size_t len);
-/* Bracket a blocking call; a close waits for the last one to leave. */
-void pier__socket_block_enter(pier_socket *s);
-void pier__socket_block_leave(pier_socket *s);
+/* A blocking call in progress in this thread (socket.c): canceled once
+   s->cancel_seq has moved on from seq. */
+typedef struct pier__block {
+  pier_socket *s;
+  unsigned seq;
+  struct pier__block *outer; /* the call this thread made it from, or NULL */
+} pier__block;
+/* Bracket a blocking call, before its first attempt: a close waits for
+   the last one to leave.  enter: 0, or PIER_EBADF if s is closing. */
+int pier__socket_block_enter(pier_socket *s, pier__block *b);
+void pier__socket_block_leave(pier_socket *s, pier__block *b);
+/* pier_cancel_blocking: cancel every blocking call in progress on s. */
+int pier__socket_cancel_blocking(pier_socket *s);
 /* 0 if s can take a new call, else PIER_EINVAL or PIER_EBADF. */
 int pier__socket_usable(const char *fn, const pier_socket *s);
 

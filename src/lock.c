@@ -37,6 +37,10 @@ void pier__lock(pier_loop *loop) {
   loop->depth = 1;
 }
 
+int pier__lock_held(const pier_loop *loop) {
+  return __atomic_load_n(&loop->owner, __ATOMIC_RELAXED) == SELF;
+}
+
 void pier__unlock(pier_loop *loop) {
   if (--loop->depth > 0) return;
   __atomic_store_n(&loop->owner, (uintptr_t)0, __ATOMIC_RELAXED);

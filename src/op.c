@@ -150,11 +150,32 @@ static int disconnect_sent(pier_op *op, int status) {
                         : PIER_EOPNOTSUPP;
 }
 
+/* 1 if a blocking call on s would wait where nothing could run s's loop
+   meanwhile, which the call may need: holding the loop's lock (in a
+   condition function), or inside one of its callbacks while no other
+   thread serves it. */
+static int would_deadlock(pier_socket *s) {
+  if (PIER__SFLAGS(s) & PIER__S_NONBLOCK) return 0;
+  if (pier__lock_held(s->loop)) return 1;
+  if (!pier__running_here(s->loop)) return 0;
+  pier__lock(s->loop);
+  int alone = s->loop->nrunners <= 1;
+  pier__unlock(s->loop);
+  return alone;
+}
+
 /* Run a blocking call in this thread. */
 static int run_blocking(pier_socket *s, pier_op *op) {
   if (!s->prov->execute)
     return (s->prov->caps & PIER_PCAP_LAYER) ? pier__layer_blocking(s, op)
                                              : PIER_EOPNOTSUPP;
+  pier__block b;
+  int rc = would_deadlock(s) ? PIER_EDEADLK : pier__socket_block_enter(s, &b);
+  if (rc) { /* nothing started */
+    op->status = rc;
+    release_bufs(op);
+    return rc;
+  }
   op->pier__r.loop = NULL;
   op->pier__r.cb = NULL;
   op->status = PIER_EINPROGRESS;
@@ -167,14 +188,13 @@ static int run_blocking(pier_socket *s, pier_op *op) {
     reenable_events(s, op);
     pier__unlock(s->loop);
   }
-  pier__socket_block_enter(s);
-  int rc = s->prov->execute(s, op);
+  rc = s->prov->execute(s, op);
   if (op->pier__r.ext == &pier__disconnect_mark) {
     pier__lock(s->loop);
     rc = disconnect_sent(op, rc);
     pier__unlock(s->loop);
   }
-  pier__socket_block_leave(s);
+  pier__socket_block_leave(s, &b);
   if (events) {
     pier__lock(s->loop);
     outcome_events(s, op, rc);
@@ -504,7 +524,7 @@ int pier_cancel(pier_op *op) {
 int pier_cancel_blocking(pier_socket *s) {
   if (!s) return pier__bad(__func__, "the socket (first argument) is NULL");
   if (!s->prov->cancel_blocking) return PIER_EOPNOTSUPP;
-  return s->prov->cancel_blocking(s);
+  return pier__socket_cancel_blocking(s);
 }
 
 static int finished(pier_op *op) {

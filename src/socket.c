@@ -7,7 +7,7 @@
  * Section map
  *   1. create / adopt / accepted
  *   2. synchronous calls
- *   3. close and reaping
+ *   3. blocking calls, close and reaping
  *   4. accessors and SPI services
  */
 #include <string.h>
@@ -263,16 +263,77 @@ int pier_ioctl(pier_socket *s, int cmd, void *arg) {
 }
 
 /* ------------------------------------------------------------------ */
-/* 3. close and reaping                                                */
+/* 3. blocking calls, close and reaping                                */
 /* ------------------------------------------------------------------ */
 
-void pier__socket_block_enter(pier_socket *s) { pier__fetch_add(&s->blocked, 1); }
+/*
+ * Blocking calls run in their callers' threads, outside the core lock.
+ * Each counts itself in s->blocked and notes s->cancel_seq before its
+ * first attempt; pier_cancel_blocking and pier_close move cancel_seq on,
+ * so a call sees a cancel whenever it lands (pier_spi_block_canceled),
+ * and then ask the provider to wake the calls that wait.  A close marks
+ * s->blocked itself (BLOCK_CLOSING), in one atomic step that also counts
+ * the calls: a call that comes in after it backs out, and the close
+ * leaves the OS socket to the last of those before it, which wakes the
+ * loop to release it (pier__socket_reap_one).
+ */
+#define BLOCK_CLOSING (1 << 30)
 
-void pier__socket_block_leave(pier_socket *s) {
-  /* A close may be waiting for this call to leave: let the loop look. */
-  if (pier__fetch_add(&s->blocked, -1) == 1 &&
-      (pier__load(&s->flags) & PIER__S_CLOSING))
-    s->loop->prov->loop_wake(s->loop);
+/* The blocking calls this thread is in, innermost first. */
+static PIER__TLS pier__block *this_thread_calls;
+
+static int blocked_calls(pier_socket *s) {
+  return pier__sc_load(&s->blocked) & ~BLOCK_CLOSING;
+}
+
+static void block_done(pier_socket *s) {
+  int n = pier__sc_load(&s->blocked);
+  while (n != (BLOCK_CLOSING | 1))
+    if (__atomic_compare_exchange_n(&s->blocked, &n, n - 1, 0,
+                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+      return;
+  /* The last call a close waits for: leave under the core lock, so that
+     the loop can free neither s nor itself before it is woken. */
+  pier_loop *loop = s->loop;
+  pier__lock(loop);
+  pier__sc_add(&s->blocked, -1);
+  loop->prov->loop_wake(loop);
+  pier__unlock(loop);
+}
+
+int pier__socket_block_enter(pier_socket *s, pier__block *b) {
+  b->s = s;
+  b->seq = pier__sc_load(&s->cancel_seq);
+  if (pier__sc_add(&s->blocked, 1) & BLOCK_CLOSING) {
+    block_done(s);
+    return PIER_EBADF;
+  }
+  b->outer = this_thread_calls;
+  this_thread_calls = b;
+  return 0;
+}
+
+void pier__socket_block_leave(pier_socket *s, pier__block *b) {
+  this_thread_calls = b->outer;
+  block_done(s);
+}
+
+int pier_spi_block_canceled(const pier_socket *s) {
+  for (const pier__block *b = this_thread_calls; b; b = b->outer)
+    if (b->s == s) return pier__sc_load(&s->cancel_seq) != b->seq;
+  return 0;
+}
+
+/* Cancel the calls counted in s->blocked; 1 if there were any. */
+static int cancel_blocked(pier_socket *s, int calls) {
+  if (calls == 0) return 0;
+  pier__sc_add(&s->cancel_seq, 1u);
+  if (s->prov->cancel_blocking) s->prov->cancel_blocking(s); /* wake them */
+  return 1;
+}
+
+int pier__socket_cancel_blocking(pier_socket *s) {
+  return cancel_blocked(s, blocked_calls(s)) ? 0 : PIER_ENOENT;
 }
 
 static void provider_close(pier_socket *s) {
@@ -292,12 +353,10 @@ int pier_close(pier_socket *s, pier_close_cb cb) {
   s->close_cb = cb;
   s->next_closing = loop->closing;
   loop->closing = s;
-  /* Blocked threads still use the OS socket: interrupt them, and release
-     it only when the last has left (see pier__socket_reap_one). */
-  if (pier__load(&s->blocked) > 0 && s->prov->cancel_blocking)
-    s->prov->cancel_blocking(s);
-  else
-    provider_close(s);
+  /* Blocked threads still use the OS socket: cancel them, and release it
+     only when the last has left (see pier__socket_reap_one). */
+  int calls = pier__sc_or(&s->blocked, BLOCK_CLOSING) & ~BLOCK_CLOSING;
+  if (!cancel_blocked(s, calls)) provider_close(s);
   pier__unlock(loop);
   return 0;
 }
@@ -307,7 +366,7 @@ void pier_spi_closed(pier_socket *s) { PIER__SSET(s, PIER__S_PROV_CLOSED); }
 /* 1 if reap_one has something to do for s. */
 static int reapable(pier_socket *s) {
   unsigned f = PIER__SFLAGS(s);
-  int blocked = pier__load(&s->blocked);
+  int blocked = blocked_calls(s);
   if (!(f & PIER__S_PROV_CLOSING)) return blocked == 0;
   return !s->pending && (f & PIER__S_PROV_CLOSED) && !(f & PIER__S_BUSY) &&
          blocked == 0;
@@ -323,12 +382,11 @@ int pier__socket_reap_one(pier_loop *loop) {
   pier_socket **link = &loop->closing;
   while (*link) {
     pier_socket *s = *link;
-    if (!(PIER__SFLAGS(s) & PIER__S_PROV_CLOSING) &&
-        pier__load(&s->blocked) == 0)
+    if (!(PIER__SFLAGS(s) & PIER__S_PROV_CLOSING) && blocked_calls(s) == 0)
       provider_close(s);
     unsigned f = PIER__SFLAGS(s);
     if (s->pending || !(f & PIER__S_PROV_CLOSED) || (f & PIER__S_BUSY) ||
-        pier__load(&s->blocked) > 0) {
+        blocked_calls(s) > 0) {
       link = &s->next_closing;
       continue;
     }

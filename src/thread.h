@@ -57,9 +57,11 @@ uint64_t pier__hrtime_ms(void);
 #define pier__fetch_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_ACQ_REL)
 #define pier__fetch_or(p, v) __atomic_fetch_or((p), (v), __ATOMIC_ACQ_REL)
 #define pier__fetch_and(p, v) __atomic_fetch_and((p), (v), __ATOMIC_ACQ_REL)
-/* Sequentially consistent: the lock/poll handshake of src/lock.c. */
+/* Sequentially consistent: the lock/poll handshake of src/lock.c, the
+   close/blocking-call handshake of src/socket.c. */
 #define pier__sc_load(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define pier__sc_store(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define pier__sc_add(p, v) __atomic_fetch_add((p), (v), __ATOMIC_SEQ_CST)
+#define pier__sc_or(p, v) __atomic_fetch_or((p), (v), __ATOMIC_SEQ_CST)
 
 #endif

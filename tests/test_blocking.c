@@ -5,11 +5,21 @@
  * a plain thread with no loop running; pier_cancel_blocking interrupts a
  * blocked recv or accept with PIER_ECANCELED and the socket goes on
  * working; in non-blocking mode the blocking form answers
- * PIER_EWOULDBLOCK.
+ * PIER_EWOULDBLOCK.  A cancel or a close is never lost, whenever it lands
+ * (even before the call's first attempt, from its own condition
+ * function), and a close during a blocking call completes; two threads
+ * may block in accept on one listener; a blocking call from a callback of
+ * a loop that no other thread serves, or from a condition function (under
+ * the loop's lock), answers PIER_EDEADLK; a blocking wait opens no
+ * descriptor.
  */
 #include "helpers.h"
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#  include <dirent.h>
+#endif
 
 typedef struct job {
   pier_socket *s;       /* socket the thread blocks on */
@@ -343,6 +353,540 @@ START_TEST(test_nonblocking_listener_accept_returns_ewouldblock) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* cancels and closes that land early                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A condition function runs inside the blocking accept, before its first
+ * wait: a cancel or close it makes must still end the call.  It rejects
+ * the caller, so the accept goes on to wait for the next one.
+ */
+typedef struct early {
+  pier_socket *l;
+  int close;         /* close the listener instead of canceling */
+  int cancel_rc;     /* what pier_cancel_blocking / pier_close answered */
+  int closed;        /* close callback ran */
+  job j;
+} early;
+
+static void early_close_cb(pier_socket *s) {
+  T_FLAG_SET(&((early *)pier_socket_get_data(s))->closed, 1);
+}
+
+static int cancel_in_condition(pier_accept_info *info, void *ctx) {
+  (void)info;
+  early *e = ctx;
+  e->cancel_rc = e->close ? pier_close(e->l, early_close_cb)
+                          : pier_cancel_blocking(e->l);
+  return PIER_CF_REJECT;
+}
+
+static void *early_accept_thread(void *arg) {
+  early *e = arg;
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  e->j.rc[0] = pier_accept(e->l, &op, cancel_in_condition, e, NULL);
+  e->j.accepted = op.accepted;
+  T_FLAG_SET(&e->j.finished, 1);
+  return NULL;
+}
+
+static void run_early(int close) {
+  pier_loop *loop = t_loop_new();
+  static early e;
+  memset(&e, 0, sizeof e);
+  e.close = close;
+  e.l = t_listener(loop, "tcp4", &e.j.addr, &e.j.addrlen);
+  pier_socket_set_data(e.l, &e);
+  /* The caller waits in the backlog: the first attempt finds it. */
+  pier_os_socket h = t_os_connect(&e.j.addr, e.j.addrlen);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, early_accept_thread, &e), 0);
+  join_bounded(th, &e.j, e.l, NULL, 3000);
+  T_OK(e.cancel_rc);
+  T_ERR(e.j.rc[0], PIER_ECANCELED);
+  ck_assert_ptr_null(e.j.accepted);
+  t_os_close(h);
+  if (close) t_run_until(loop, &e.closed, 3000);
+  else T_OK(pier_close(e.l, NULL));
+  t_loop_free(loop);
+}
+
+START_TEST(test_cancel_blocking_from_condition_before_first_wait) {
+  run_early(0);
+}
+END_TEST
+
+START_TEST(test_close_from_condition_before_first_wait_completes) {
+  run_early(1);
+}
+END_TEST
+
+/*
+ * Many rounds of a thread starting a blocking recv while the main thread
+ * cancels (retrying until a call is in progress) or closes the socket,
+ * a few microseconds after the thread set off: the recv must end with
+ * PIER_ECANCELED (or PIER_EBADF when the close came first) and the close
+ * complete, every round.
+ */
+static void *race_recv_thread(void *arg) {
+  job *j = arg;
+  char b[16];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_FLAG_SET(&j->started, 1);
+  j->rc[0] = pier_recv(j->s, &op, &pb, 1, 0, NULL);
+  T_FLAG_SET(&j->finished, 1);
+  return NULL;
+}
+
+/* A busy wait of about n loop turns. */
+static void spin(int n) {
+  for (volatile int i = 0; i < n; i++) {
+  }
+}
+
+static void run_race(int close) {
+  pier_loop *loop = t_loop_new();
+  static job j;
+  int rounds = 0, canceled = 0, closed_first = 0;
+  uint64_t until = t_now_ms() + 6000;
+  srand(12);
+  while (rounds < 150 && t_now_ms() < until) {
+    pier_socket *c, *s;
+    t_pair(loop, "tcp4", &c, &s);
+    memset(&j, 0, sizeof j);
+    j.s = s;
+    int closed = 0;
+    pier_socket_set_data(s, &closed);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, race_recv_thread, &j), 0);
+    while (!T_FLAG(&j.started)) {
+    }
+    spin(rand() % 4000);
+    if (close) {
+      T_OK(pier_close(s, close_count_cb));
+    } else {
+      uint64_t give_up = t_now_ms() + 2000;
+      while (pier_cancel_blocking(s) == PIER_ENOENT && t_now_ms() < give_up) {
+      }
+    }
+    ck_assert_msg(t_wait_flag(&j.finished, 2000),
+                  "round %d: the blocking recv was not interrupted", rounds);
+    pthread_join(th, NULL);
+    if (j.rc[0] == PIER_EBADF && close) closed_first++;
+    else T_ERR(j.rc[0], PIER_ECANCELED);
+    canceled += j.rc[0] == PIER_ECANCELED;
+    if (close) t_run_until(loop, &closed, 2000);
+    else T_OK(pier_close(s, NULL));
+    T_OK(pier_close(c, NULL));
+    rounds++;
+  }
+  ck_assert_int_ge(rounds, 20);
+  ck_assert_int_gt(canceled, 0);
+  (void)closed_first;
+  t_loop_free(loop);
+}
+
+START_TEST(test_cancel_racing_start_of_blocking_recv) { run_race(0); }
+END_TEST
+
+START_TEST(test_close_racing_start_of_blocking_recv) { run_race(1); }
+END_TEST
+
+/* A close while a thread waits in a blocking recv: both complete. */
+START_TEST(test_close_during_blocking_recv_completes) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *s;
+  t_pair(loop, "tcp4", &c, &s);
+  static job j;
+  memset(&j, 0, sizeof j);
+  j.s = s;
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, race_recv_thread, &j), 0);
+  ck_assert(t_wait_flag(&j.started, 2000));
+  t_sleep_ms(50); /* let it wait */
+  int closed = 0;
+  pier_socket_set_data(s, &closed);
+  T_OK(pier_close(s, close_count_cb));
+  t_run_until(loop, &closed, 3000);
+  ck_assert(t_wait_flag(&j.finished, 1000));
+  pthread_join(th, NULL);
+  T_ERR(j.rc[0], PIER_ECANCELED);
+  T_OK(pier_close(c, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* two threads in blocking accept on one listener                      */
+/* ------------------------------------------------------------------ */
+
+#define TWO_N 60
+
+typedef struct two {
+  pier_socket *l;
+  struct sockaddr_storage addr;
+  size_t addrlen;
+  pthread_mutex_t mu;
+  pier_socket *acc[TWO_N + 8];
+  int naccepted;     /* under mu */
+  int conds;         /* condition calls (atomic) */
+  int rc[2];         /* how each thread's last accept ended */
+  volatile int finished[2];
+} two;
+
+static int count_condition(pier_accept_info *info, void *ctx) {
+  (void)info;
+  __atomic_fetch_add(&((two *)ctx)->conds, 1, __ATOMIC_SEQ_CST);
+  return PIER_CF_ACCEPT;
+}
+
+typedef struct two_arg { two *t; int me; } two_arg;
+
+static void *two_accept_thread(void *arg) {
+  two *t = ((two_arg *)arg)->t;
+  int me = ((two_arg *)arg)->me;
+  for (;;) {
+    pier_op op;
+    memset(&op, 0, sizeof op);
+    int rc = pier_accept(t->l, &op, count_condition, t, NULL);
+    if (rc) {
+      t->rc[me] = rc;
+      break;
+    }
+    pthread_mutex_lock(&t->mu);
+    if (t->naccepted < TWO_N + 8) t->acc[t->naccepted++] = op.accepted;
+    pthread_mutex_unlock(&t->mu);
+  }
+  T_FLAG_SET(&t->finished[me], 1);
+  return NULL;
+}
+
+static int two_count(two *t) {
+  pthread_mutex_lock(&t->mu);
+  int n = t->naccepted;
+  pthread_mutex_unlock(&t->mu);
+  return n;
+}
+
+START_TEST(test_two_threads_blocking_accept_one_listener) {
+  pier_loop *loop = t_loop_new();
+  static two t;
+  memset(&t, 0, sizeof t);
+  pthread_mutex_init(&t.mu, NULL);
+  t.l = t_listener_backlog(loop, "tcp4", &t.addr, &t.addrlen, TWO_N);
+  pthread_t th[2];
+  static two_arg args[2];
+  for (int i = 0; i < 2; i++) {
+    args[i].t = &t;
+    args[i].me = i;
+    ck_assert_int_eq(pthread_create(&th[i], NULL, two_accept_thread, &args[i]),
+                     0);
+  }
+  pier_os_socket h[TWO_N];
+  for (int i = 0; i < TWO_N; i++) h[i] = t_os_connect(&t.addr, t.addrlen);
+  uint64_t until = t_now_ms() + 5000;
+  while (two_count(&t) < TWO_N && t_now_ms() < until) t_sleep_ms(2);
+  ck_assert_int_eq(two_count(&t), TWO_N);
+  /* both still wait for more: cancel them */
+  until = t_now_ms() + 3000;
+  while ((T_FLAG(&t.finished[0]) != 1 || T_FLAG(&t.finished[1]) != 1) &&
+         t_now_ms() < until) {
+    pier_cancel_blocking(t.l);
+    t_sleep_ms(2);
+  }
+  ck_assert_int_eq(T_FLAG(&t.finished[0]), 1);
+  ck_assert_int_eq(T_FLAG(&t.finished[1]), 1);
+  pthread_join(th[0], NULL);
+  pthread_join(th[1], NULL);
+  T_ERR(t.rc[0], PIER_ECANCELED);
+  T_ERR(t.rc[1], PIER_ECANCELED);
+  ck_assert_int_eq(__atomic_load_n(&t.conds, __ATOMIC_SEQ_CST), TWO_N);
+  for (int i = 0; i < TWO_N; i++) {
+    ck_assert_ptr_nonnull(t.acc[i]);
+    for (int k = 0; k < i; k++) ck_assert_ptr_ne(t.acc[i], t.acc[k]);
+    T_OK(pier_close(t.acc[i], NULL));
+    t_os_close(h[i]);
+  }
+  T_OK(pier_close(t.l, NULL));
+  t_loop_free(loop);
+  pthread_mutex_destroy(&t.mu);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* from a callback of a loop served by one thread                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct deadlock {
+  pier_socket *s, *l, *nb;
+  int rc_recv, rc_accept, rc_nb;
+  int done;
+} deadlock;
+
+static void deadlock_cb(pier_op *op, int status) {
+  (void)status;
+  deadlock *d = op->data;
+  char b[8];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  pier_op bop;
+  memset(&bop, 0, sizeof bop);
+  d->rc_recv = pier_recv(d->s, &bop, &pb, 1, 0, NULL);
+  memset(&bop, 0, sizeof bop);
+  d->rc_accept = pier_accept(d->l, &bop, NULL, NULL, NULL);
+  memset(&bop, 0, sizeof bop);
+  d->rc_nb = pier_recv(d->nb, &bop, &pb, 1, 0, NULL); /* never waits */
+  T_FLAG_SET(&d->done, 1);
+}
+
+/* Before the fix the calls hang: interrupt them after 2 s so the test
+   fails instead. */
+static void *deadlock_watchdog(void *arg) {
+  deadlock *d = arg;
+  if (!t_wait_flag(&d->done, 2000)) {
+    for (int i = 0; i < 1000 && !T_FLAG(&d->done); i++) {
+      pier_cancel_blocking(d->s);
+      pier_cancel_blocking(d->l);
+      t_sleep_ms(5);
+    }
+  }
+  return NULL;
+}
+
+START_TEST(test_blocking_call_in_callback_one_thread_loop_edeadlk) {
+  pier_loop *loop = t_loop_new();
+  static deadlock d;
+  memset(&d, 0, sizeof d);
+  pier_socket *c, *c2;
+  t_pair(loop, "tcp4", &c, &d.s);
+  t_pair(loop, "tcp4", &c2, &d.nb);
+  int on = 1;
+  T_OK(pier_ioctl(d.nb, PIER_FIONBIO, &on));
+  struct sockaddr_storage la;
+  size_t llen;
+  d.l = t_listener(loop, "tcp4", &la, &llen);
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, deadlock_watchdog, &d), 0);
+  pier_op post;
+  memset(&post, 0, sizeof post);
+  post.data = &d;
+  T_OK(pier_loop_post(loop, &post, deadlock_cb));
+  t_run_until(loop, &d.done, 10000);
+  pthread_join(th, NULL);
+  T_ERR(d.rc_recv, PIER_EDEADLK);
+  T_ERR(d.rc_accept, PIER_EDEADLK);
+  T_ERR(d.rc_nb, PIER_EWOULDBLOCK);
+  /* outside the callback the same calls block as before */
+  char out[4] = "abc";
+  pier_buf ob = pier_buf_init(out, sizeof out);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_OK(pier_send(c, &op, &ob, 1, 0, NULL));
+  char in[4];
+  pier_buf ib = pier_buf_init(in, sizeof in);
+  memset(&op, 0, sizeof op);
+  T_OK(pier_recv(d.s, &op, &ib, 1, PIER_MSG_WAITALL, NULL));
+  ck_assert_uint_eq(op.bytes, sizeof in);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(c2, NULL));
+  T_OK(pier_close(d.s, NULL));
+  T_OK(pier_close(d.nb, NULL));
+  T_OK(pier_close(d.l, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/*
+ * With a second thread serving the loop, the same call from a callback
+ * waits and completes.  The helper thread may not have started when the
+ * callback first runs (PIER_EDEADLK then): it posts itself again.
+ */
+typedef struct served {
+  pier_socket *s;
+  int rc, tries;
+} served;
+
+static void served_cb(pier_op *op, int status) {
+  (void)status;
+  served *v = op->data;
+  char b[4];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  pier_op bop;
+  memset(&bop, 0, sizeof bop);
+  v->rc = pier_recv(v->s, &bop, &pb, 1, PIER_MSG_WAITALL, NULL);
+  if (v->rc == PIER_EDEADLK && ++v->tries < 400) {
+    t_sleep_ms(5);
+    pier_loop_post(pier_socket_loop(v->s), op, served_cb);
+  }
+}
+
+START_TEST(test_blocking_call_in_callback_other_thread_serves) {
+  pier_loop_options o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  o.threads = 2;
+  pier_loop *loop = NULL;
+  T_OK(pier_loop_new(&o, &loop));
+  static served v;
+  memset(&v, 0, sizeof v);
+  pier_socket *c;
+  t_pair(loop, "tcp4", &c, &v.s);
+  char out[4] = "abc";
+  pier_buf ob = pier_buf_init(out, sizeof out);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  T_OK(pier_send(c, &op, &ob, 1, 0, NULL));
+  pier_op post;
+  memset(&post, 0, sizeof post);
+  post.data = &v;
+  T_OK(pier_loop_post(loop, &post, served_cb));
+  T_OK(pier_loop_run(loop, PIER_RUN_DEFAULT));
+  T_OK(v.rc);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(v.s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/*
+ * A condition function runs with the loop's lock held: a blocking call
+ * made there answers PIER_EDEADLK even while another thread serves the
+ * loop, since waiting would stop every thread that needs the lock.  The
+ * caller connects from a timer, once both threads are up.
+ */
+typedef struct in_cond {
+  pier_socket *s, *l;
+  struct sockaddr_storage addr;
+  size_t addrlen;
+  pier_os_socket h;
+  int rc, done, accepted;
+} in_cond;
+
+static int blocking_condition(pier_accept_info *info, void *ctx) {
+  (void)info;
+  in_cond *k = ctx;
+  char b[4];
+  pier_buf pb = pier_buf_init(b, sizeof b);
+  pier_op bop;
+  memset(&bop, 0, sizeof bop);
+  k->rc = pier_recv(k->s, &bop, &pb, 1, 0, NULL);
+  T_FLAG_SET(&k->done, 1);
+  return PIER_CF_ACCEPT;
+}
+
+static void in_cond_accepted(pier_op *op, int status) {
+  in_cond *k = op->data;
+  if (status == 0) pier_close(op->accepted, NULL);
+  k->accepted = status == 0 ? 1 : -1;
+}
+
+static void in_cond_connect(pier_timer *tm) {
+  in_cond *k = tm->data;
+  k->h = t_os_connect(&k->addr, k->addrlen);
+}
+
+static void *in_cond_watchdog(void *arg) {
+  in_cond *k = arg;
+  if (!t_wait_flag(&k->done, 3000))
+    for (int i = 0; i < 1000 && !T_FLAG(&k->done); i++) {
+      pier_cancel_blocking(k->s);
+      t_sleep_ms(5);
+    }
+  return NULL;
+}
+
+START_TEST(test_blocking_call_in_condition_edeadlk) {
+  pier_loop_options o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  o.threads = 2;
+  pier_loop *loop = NULL;
+  T_OK(pier_loop_new(&o, &loop));
+  static in_cond k;
+  memset(&k, 0, sizeof k);
+  pier_socket *c;
+  t_pair(loop, "tcp4", &c, &k.s);
+  k.l = t_listener(loop, "tcp4", &k.addr, &k.addrlen);
+  pier_op aop;
+  memset(&aop, 0, sizeof aop);
+  aop.data = &k;
+  T_OK(pier_accept(k.l, &aop, blocking_condition, &k, in_cond_accepted));
+  pier_timer tm;
+  T_OK(pier_timer_init(loop, &tm));
+  tm.data = &k;
+  T_OK(pier_timer_start(&tm, 200, 0, in_cond_connect));
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, in_cond_watchdog, &k), 0);
+  T_OK(pier_loop_run(loop, PIER_RUN_DEFAULT));
+  pthread_join(th, NULL);
+  T_ERR(k.rc, PIER_EDEADLK);
+  ck_assert_int_eq(k.accepted, 1);
+  t_os_close(k.h);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(k.s, NULL));
+  T_OK(pier_close(k.l, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* what a wait costs                                                   */
+/* ------------------------------------------------------------------ */
+
+#ifdef __linux__
+static int open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  int n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+/* Wait in a blocking recv in a thread, count descriptors meanwhile, then
+   cancel it; returns the count. */
+static int fds_during_wait(pier_socket *s) {
+  static job j;
+  memset(&j, 0, sizeof j);
+  j.s = s;
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, race_recv_thread, &j), 0);
+  ck_assert(t_wait_flag(&j.started, 2000));
+  t_sleep_ms(20); /* it waits in poll() by now (or soon: see the rounds) */
+  int n = open_fds();
+  cancel_when_blocked(s, &j);
+  join_bounded(th, &j, s, NULL, 3000);
+  T_ERR(j.rc[0], PIER_ECANCELED);
+  return n;
+}
+
+/* Blocking waits open no descriptor: the count while one waits stays
+   what it was once the loop has its first wake descriptor. */
+START_TEST(test_blocking_wait_opens_no_descriptor) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *s;
+  t_pair(loop, "tcp4", &c, &s);
+  fds_during_wait(s); /* the loop's first blocking wait */
+  int before = open_fds();
+  ck_assert_int_gt(before, 0);
+  for (int i = 0; i < 15; i++) {
+    int during = fds_during_wait(s);
+    ck_assert_msg(during == before,
+                  "round %d: %d descriptors open during a wait, %d before",
+                  i, during, before);
+  }
+  ck_assert_int_eq(open_fds(), before);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+#endif
+
+
 Suite *suite_blocking(void) {
   Suite *s = suite_create("blocking");
   TCase *tc = tcase_create("blocking_calls");
@@ -355,6 +899,22 @@ Suite *suite_blocking(void) {
   tcase_set_timeout(tc, 20);
   tcase_add_test(tc, test_cancel_blocking_interrupts_recv_socket_still_works);
   tcase_add_test(tc, test_cancel_blocking_interrupts_accept_listener_still_works);
+  tcase_add_test(tc, test_cancel_blocking_from_condition_before_first_wait);
+  tcase_add_test(tc, test_close_from_condition_before_first_wait_completes);
+  tcase_add_test(tc, test_cancel_racing_start_of_blocking_recv);
+  tcase_add_test(tc, test_close_racing_start_of_blocking_recv);
+  tcase_add_test(tc, test_close_during_blocking_recv_completes);
+  tcase_add_test(tc, test_two_threads_blocking_accept_one_listener);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("loop_thread");
+  tcase_set_timeout(tc, 20);
+  tcase_add_test(tc, test_blocking_call_in_callback_one_thread_loop_edeadlk);
+  tcase_add_test(tc, test_blocking_call_in_callback_other_thread_serves);
+  tcase_add_test(tc, test_blocking_call_in_condition_edeadlk);
+#ifdef __linux__
+  tcase_add_test(tc, test_blocking_wait_opens_no_descriptor);
+#endif
   suite_add_tcase(s, tc);
 
   tc = tcase_create("nonblocking_mode");

@@ -6,46 +6,151 @@
  * The OS socket is always non-blocking (its completion port does the
  * overlapped work), so a blocking call makes non-overlapped attempts -
  * WSARecv/WSASend without an OVERLAPPED post nothing to the port - and
- * waits in select() between them, in short slices so that a cancel from
- * another thread (a flag under the loop's block_lock) ends it promptly.
+ * waits in select() between them, for the socket and for a wake socket
+ * of its own, with no timeout.  The core cancels calls (pier_close too) by
+ * moving the socket's cancel sequence on, which the call reads before each
+ * wait (pier_spi_block_canceled); cancel_blocking then sends one datagram
+ * to the wake socket of every waiter linked on the socket, so a cancel
+ * that lands between that check and select() ends the select at once.  A
+ * call links itself before its first attempt, so no cancel can fall
+ * between its start and its waits.
+ *
+ * A wake socket is a UDP socket bound to loopback that the canceler sends
+ * to (WSAEventSelect is not used: a socket has one registration, which
+ * pier_event_select and WSAAccept listeners own).  They come from a pool
+ * in the loop: one is opened only when the pool is empty, and all are
+ * closed by pier_loop_free - a loop keeps one per call that waited at the
+ * same time as others, and a blocking call opens nothing.  The loop's
+ * block_lock guards the waiter lists and the pool.
  */
 #include <string.h>
 
 #include "iocp.h"
 
-#define SLICE_MS 10
+struct iocp_wake {
+  iocp_wake *next;           /* the loop's pool */
+  SOCKET sock;               /* UDP, bound to loopback, non-blocking */
+  struct sockaddr_storage addr;
+  int addrlen;
+};
 
 struct iocp_waiter {
   iocp_waiter *next;
-  int canceled;
+  iocp_wake *wake;           /* selected with the socket */
+  int signaled;              /* under block_lock: a datagram was sent */
 };
 
 enum { WANT_READ = 1, WANT_WRITE = 2 };
 
-static void waiter_link(iocp_sock *is, iocp_waiter *w, int add) {
-  AcquireSRWLockExclusive(&is->il->block_lock);
-  if (add) {
-    w->next = is->waiters;
-    is->waiters = w;
+/* ------------------------------------------------------------------ */
+/* wake sockets                                                        */
+/* ------------------------------------------------------------------ */
+
+/* A UDP socket bound to the loopback address of family, in k. */
+static int wake_bind(iocp_wake *k, int family) {
+  k->sock = WSASocketW(family, SOCK_DGRAM, IPPROTO_UDP, NULL, 0,
+                       WSA_FLAG_NO_HANDLE_INHERIT);
+  if (k->sock == INVALID_SOCKET) return WSAGetLastError();
+  memset(&k->addr, 0, sizeof k->addr);
+  if (family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)&k->addr;
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   } else {
-    iocp_waiter **p = &is->waiters;
-    while (*p && *p != w) p = &(*p)->next;
-    if (*p) *p = w->next;
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)&k->addr;
+    a->sin6_family = AF_INET6;
+    a->sin6_addr = in6addr_loopback;
   }
-  ReleaseSRWLockExclusive(&is->il->block_lock);
+  u_long on = 1;
+  k->addrlen = sizeof k->addr;
+  if (bind(k->sock, (struct sockaddr *)&k->addr,
+           family == AF_INET ? (int)sizeof(struct sockaddr_in)
+                             : (int)sizeof(struct sockaddr_in6)) != 0 ||
+      getsockname(k->sock, (struct sockaddr *)&k->addr, &k->addrlen) != 0 ||
+      ioctlsocket(k->sock, FIONBIO, &on) != 0) {
+    int err = WSAGetLastError();
+    closesocket(k->sock);
+    return err;
+  }
+  return 0;
 }
 
-static int canceled(iocp_sock *is, iocp_waiter *w) {
-  AcquireSRWLockExclusive(&is->il->block_lock);
-  int c = w->canceled;
-  ReleaseSRWLockExclusive(&is->il->block_lock);
-  return c;
+static int wake_new(iocp_wake **out) {
+  iocp_wake *k = pier_spi_malloc(sizeof *k);
+  if (!k) return PIER_ENOMEM;
+  int err = wake_bind(k, AF_INET);
+  if (err) err = wake_bind(k, AF_INET6); /* a host without IPv4 loopback */
+  if (err) {
+    pier_spi_free(k);
+    return pier_spi_os_error(err);
+  }
+  *out = k;
+  return 0;
+}
+
+static void wake_signal(iocp_wake *k) {
+  sendto(k->sock, "c", 1, 0, (struct sockaddr *)&k->addr, k->addrlen);
+}
+
+static void wake_drain(iocp_wake *k) {
+  char buf[16];
+  while (recv(k->sock, buf, sizeof buf, 0) >= 0) {
+  }
+}
+
+void pier__iocp_block_free(iocp_loop *il) {
+  while (il->wakes) {
+    iocp_wake *k = il->wakes;
+    il->wakes = k->next;
+    closesocket(k->sock);
+    pier_spi_free(k);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* waiters                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Take a wake socket and link w on is, before the first attempt. */
+static int waiter_begin(iocp_sock *is, iocp_waiter *w) {
+  iocp_loop *il = is->il;
+  AcquireSRWLockExclusive(&il->block_lock);
+  iocp_wake *k = il->wakes;
+  if (k) il->wakes = k->next;
+  ReleaseSRWLockExclusive(&il->block_lock);
+  if (!k) {
+    int rc = wake_new(&k);
+    if (rc) return rc;
+  }
+  w->wake = k;
+  w->signaled = 0;
+  AcquireSRWLockExclusive(&il->block_lock);
+  w->next = is->waiters;
+  is->waiters = w;
+  ReleaseSRWLockExclusive(&il->block_lock);
+  return 0;
+}
+
+/* Unlink w and give its wake socket back, emptied. */
+static void waiter_end(iocp_sock *is, iocp_waiter *w) {
+  iocp_loop *il = is->il;
+  AcquireSRWLockExclusive(&il->block_lock);
+  iocp_waiter **p = &is->waiters;
+  while (*p != w) p = &(*p)->next;
+  *p = w->next;
+  int signaled = w->signaled; /* no cancel sends to it from now on */
+  ReleaseSRWLockExclusive(&il->block_lock);
+  if (signaled) wake_drain(w->wake);
+  AcquireSRWLockExclusive(&il->block_lock);
+  w->wake->next = il->wakes;
+  il->wakes = w->wake;
+  ReleaseSRWLockExclusive(&il->block_lock);
 }
 
 /* Wait until the socket may be ready for `want`, or the call is canceled. */
 static int wait_ready(iocp_sock *is, iocp_waiter *w, int want) {
   for (;;) {
-    if (canceled(is, w)) return PIER_ECANCELED;
+    if (pier_spi_block_canceled(is->s)) return PIER_ECANCELED;
     fd_set r, wr, ex;
     FD_ZERO(&r);
     FD_ZERO(&wr);
@@ -53,10 +158,13 @@ static int wait_ready(iocp_sock *is, iocp_waiter *w, int want) {
     if (want & WANT_READ) FD_SET(is->sock, &r);
     if (want & WANT_WRITE) FD_SET(is->sock, &wr);
     FD_SET(is->sock, &ex); /* failed connects and urgent data */
-    struct timeval tv = { 0, SLICE_MS * 1000 };
-    int n = select(0, &r, &wr, &ex, &tv);
-    if (n < 0) return pier_spi_os_error(WSAGetLastError());
-    if (n > 0) return 0;
+    FD_SET(w->wake->sock, &r);
+    if (select(0, &r, &wr, &ex, NULL) < 0)
+      return pier_spi_os_error(WSAGetLastError());
+    if (FD_ISSET(is->sock, &r) || FD_ISSET(is->sock, &wr) ||
+        FD_ISSET(is->sock, &ex))
+      return 0;
+    wake_drain(w->wake); /* then look at the cancel */
   }
 }
 
@@ -177,8 +285,9 @@ static int connect_state(iocp_sock *is, pier_op *op, int *started) {
 
 int pier__iocp_execute(pier_socket *s, pier_op *op) {
   iocp_sock *is = iocp_sock_of(s);
-  iocp_waiter w = { NULL, 0 };
-  int linked = 0, started = 0, rc = 0;
+  iocp_waiter w;
+  int wait = !pier_spi_nonblocking(s), started = 0, rc = 0;
+  if (wait && (rc = waiter_begin(is, &w)) != 0) return rc;
   for (;;) {
     int want = WANT_READ, again;
     if (op->pier__r.type == PIER_OP_ACCEPT) again = try_accept(is, op);
@@ -191,17 +300,13 @@ int pier__iocp_execute(pier_socket *s, pier_op *op) {
       break;
     }
     if (again == 2) continue;
-    if (pier_spi_nonblocking(s)) {
+    if (!wait) {
       rc = PIER_EWOULDBLOCK;
       break;
     }
-    if (!linked) {
-      waiter_link(is, &w, 1);
-      linked = 1;
-    }
     if ((rc = wait_ready(is, &w, want)) != 0) break;
   }
-  if (linked) waiter_link(is, &w, 0);
+  if (wait) waiter_end(is, &w);
   if (op->pier__r.type == PIER_OP_CONNECT && rc != PIER_EWOULDBLOCK)
     is->connecting = 0;
   return rc;
@@ -209,12 +314,12 @@ int pier__iocp_execute(pier_socket *s, pier_op *op) {
 
 int pier__iocp_cancel_blocking(pier_socket *s) {
   iocp_sock *is = iocp_sock_of(s);
-  int found = 0;
   AcquireSRWLockExclusive(&is->il->block_lock);
   for (iocp_waiter *w = is->waiters; w; w = w->next) {
-    w->canceled = 1;
-    found = 1;
+    if (w->signaled) continue;
+    w->signaled = 1;
+    wake_signal(w->wake);
   }
   ReleaseSRWLockExclusive(&is->il->block_lock);
-  return found ? 0 : PIER_ENOENT;
+  return 0;
 }

@@ -86,13 +86,15 @@ enum { IOCP_ACCEPT_NONE = 0, IOCP_ACCEPT_EX, IOCP_ACCEPT_WSA };
 typedef struct iocp_loop {
   HANDLE port;
   LONG wake_pending;       /* a wake packet is queued */
-  SRWLOCK block_lock;      /* every socket's waiter list */
+  SRWLOCK block_lock;      /* every socket's waiter list, wakes */
+  struct iocp_wake *wakes; /* idle wake sockets of blocking calls */
   LPFN_ACCEPTEX acceptex;
   LPFN_CONNECTEX connectex;
   LPFN_GETACCEPTEXSOCKADDRS getaddrs;
 } iocp_loop;
 
 typedef struct iocp_waiter iocp_waiter;
+typedef struct iocp_wake iocp_wake;
 typedef struct iocp_netev iocp_netev;
 
 /* One direction of an evented socket (evented.c): its OVERLAPPEDs carry
@@ -208,5 +210,7 @@ void pier__iocp_keepalive_switched(iocp_sock *is, int level, int name,
 /* block.c */
 int pier__iocp_execute(pier_socket *s, pier_op *op);
 int pier__iocp_cancel_blocking(pier_socket *s);
+/* Close the loop's idle wake sockets (every call has ended). */
+void pier__iocp_block_free(iocp_loop *il);
 
 #endif

@@ -61,7 +61,9 @@ static int iocp_loop_init(pier_loop *loop) {
 }
 
 static void iocp_loop_free(pier_loop *loop) {
-  CloseHandle(iocp_loop_of(loop)->port);
+  iocp_loop *il = iocp_loop_of(loop);
+  pier__iocp_block_free(il);
+  CloseHandle(il->port);
 }
 
 static void iocp_loop_wake(pier_loop *loop) {

@@ -26,6 +26,7 @@
 #include "pier/spi.h"
 
 typedef struct lev_waiter lev_waiter;
+typedef struct lev_wake lev_wake;
 typedef struct lev_netev lev_netev;
 
 typedef struct lev_loop {
@@ -34,7 +35,8 @@ typedef struct lev_loop {
   struct event timeout_ev;   /* bounds one loop_poll */
   int wake_rfd, wake_wfd;    /* eventfd (same fd twice) or a pipe */
   int wake_pending;          /* atomic: a wake byte is in flight */
-  pthread_mutex_t block_lock; /* guards every socket's waiter list */
+  pthread_mutex_t block_lock; /* guards every socket's waiter list, wakes */
+  lev_wake *wakes;           /* idle wake descriptors of blocking calls */
   int reserve_fd;            /* held back for shedding (accept.c), or -1 */
 } lev_loop;
 
@@ -175,5 +177,7 @@ void pier__lev_events_free(lev_sock *ls);
 /* block.c */
 int pier__lev_execute(pier_socket *s, pier_op *op);
 int pier__lev_cancel_blocking(pier_socket *s);
+/* Close the loop's idle wake descriptors (every call has ended). */
+void pier__lev_block_free(lev_loop *ll);
 
 #endif

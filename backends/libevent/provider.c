@@ -103,6 +103,7 @@ static void lev_loop_free(pier_loop *loop) {
   event_base_free(ll->base);
   wake_close(ll);
   pier__lev_reserve_drop(ll);
+  pier__lev_block_free(ll);
   pthread_mutex_destroy(&ll->block_lock);
 }
 

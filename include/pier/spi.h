@@ -160,11 +160,19 @@ typedef struct pier_provider {
   /*
    * execute: run op as a blocking call in the calling thread and return
    * its status (results in op).  If pier_spi_nonblocking(s), never wait:
-   * return PIER_EWOULDBLOCK.  NULL when the provider has no blocking calls.
+   * return PIER_EWOULDBLOCK.  Before each wait, once the call can be woken
+   * by cancel_blocking, look at pier_spi_block_canceled(s) and return
+   * PIER_ECANCELED if it says so.  NULL when the provider has no blocking
+   * calls.
    */
   int (*execute)(pier_socket *s, pier_op *op);
 
-  /* cancel_blocking: interrupt execute() calls on s.  Any thread. */
+  /*
+   * cancel_blocking: wake the execute() calls that wait on s, so that they
+   * look at pier_spi_block_canceled() again (the core has canceled them:
+   * pier_cancel_blocking or pier_close).  Any thread; the return value is
+   * not used.
+   */
   int (*cancel_blocking)(pier_socket *s);
 
   /* version 2 ---------------------------------------------------------- */
@@ -217,6 +225,14 @@ void pier_spi_set_handle(pier_socket *s, pier_os_socket h);
 
 /* pier_spi_nonblocking - 1 if the socket is in non-blocking mode. */
 int pier_spi_nonblocking(const pier_socket *s);
+
+/*
+ * pier_spi_block_canceled - 1 if the blocking call on s that the calling
+ * thread is in (an execute() slot) has been canceled by
+ * pier_cancel_blocking or pier_close since it began, whenever that was;
+ * 0 otherwise.  From execute, in the blocked thread, without the lock.
+ */
+int pier_spi_block_canceled(const pier_socket *s);
 
 /*
  * pier_spi_complete - op has finished with status (0 or PIER_E*); its
@@ -352,7 +368,8 @@ int pier_spi_layer_open(const pier_provider *layer,
 
 /*
  * pier_spi_lock / pier_spi_unlock - the loop's core lock, for a layer's
- * callbacks and timers (recursive: also fine where it is already held).
+ * callbacks and timers, and for an execute() slot that touches state its
+ * other slots share (recursive: also fine where it is already held).
  */
 void pier_spi_lock(pier_loop *loop);
 void pier_spi_unlock(pier_loop *loop);
