@@ -103,8 +103,9 @@ run_one() {
   rc=$?
   tr -d '\r' <"$log.raw" >"$log"
   # Check's failure lines first (printed as they happen and again in the
-  # summary where Check cannot fork: once each).
-  grep -E ':[EFS]:' "$log" | awk '!seen[$0]++' || true
+  # summary where Check cannot fork: once each), and the figures tests
+  # print for scripts/check's summary ("report: ...").
+  grep -E ':[EFS]:|^report: ' "$log" | awk '!seen[$0]++' || true
   counts=$(sed -n "s/^pier-tests: provider $p checks \([0-9]*\) failures \([0-9]*\)\$/\1 \2/p" "$log" | tail -n 1)
   n=${counts% *}
   f=${counts#* }

@@ -285,9 +285,11 @@ START_TEST(good_callers_not_held_up) {
   T_OK(pier_getsockopt(sv.l, PIER_SO_SHED_COUNT, &shed));
   T_OK(pier_getsockopt(sv.l, PIER_SO_HANDSHAKES_MAX, &table));
   uint64_t p50 = lat[GOOD / 2], p99 = lat[GOOD - 1];
-  printf("slowcallers %s (%s): %d attackers, table %d: handshake p50 %d ms,"
+  /* "report: " lines reach scripts/check's summary (run-providers.sh). */
+  printf("report: hostile %s %s: %d attackers, table %d: good callers' "
+         "handshake p50 %d ms,"
          " p99 %d ms (target %d); evicted %d; memory +%ld KiB\n",
-         t_kind_name(kind), pier_loop_backend(sv.loop), a.n, table, (int)p50,
+         pier_loop_backend(sv.loop), t_kind_name(kind), a.n, table, (int)p50,
          (int)p99, TARGET_P99_MS, shed,
          rss0 && rss1 ? ((long)rss1 - (long)rss0) / 1024 : -1L);
   fflush(stdout);
