@@ -53,6 +53,7 @@
 #endif
 
 #include "pier/errno.h"
+#include "pier/features.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,23 +63,32 @@ extern "C" {
 /* 1. version, platform types, buffers                                 */
 /* ------------------------------------------------------------------ */
 
-#define PIER_VERSION_MAJOR 0
-#define PIER_VERSION_MINOR 1
-#define PIER_VERSION_PATCH 0
-/* (major << 16) | (minor << 8) | patch */
+/*
+ * The version this header belongs to, and what its library was built
+ * with, are in <pier/features.h> (included above): PIER_VERSION_MAJOR,
+ * _MINOR, _PATCH, PIER_VERSION_STRING, and PIER_HAVE_TLS,
+ * PIER_HAVE_LIBEVENT, PIER_HAVE_IOCP, PIER_HAVE_URING (0 or 1).
+ */
+
+/* The version as one number, (major << 16) | (minor << 8) | patch, for
+ * preprocessor tests (PIER_VERSION_HEX >= 0x000100: 0.1.0 or later) and
+ * to compare with pier_version(). */
 #define PIER_VERSION_HEX \
   ((PIER_VERSION_MAJOR << 16) | (PIER_VERSION_MINOR << 8) | PIER_VERSION_PATCH)
 
 /*
- * pier_version - PIER_VERSION_HEX of the library actually linked, to
- * compare with the PIER_VERSION_HEX the program was compiled with.
+ * pier_version - the version of the library actually linked, as
+ * PIER_VERSION_HEX computes it; it differs from the PIER_VERSION_HEX a
+ * program was compiled with when the program runs against another pier
+ * than the headers it was built with.
  * Errors: none.
  * Threads: any thread.
  */
 unsigned pier_version(void);
 /*
- * pier_version_string - "major.minor.patch" of the library linked; a
- * static string.
+ * pier_version_string - the version of the library actually linked, as
+ * "major.minor.patch" (PIER_VERSION_STRING of its build).  The string is
+ * static: never freed, valid for the life of the process.
  * Errors: none.
  * Threads: any thread.
  */

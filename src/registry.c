@@ -10,20 +10,20 @@
 #include "config.h"
 #include "internal.h"
 
-#ifdef PIER_HAVE_LIBEVENT
+#if PIER_HAVE_LIBEVENT
 extern const pier_provider pier__provider_libevent;
 #endif
-#ifdef PIER_HAVE_IOCP
+#if PIER_HAVE_IOCP
 extern const pier_provider pier__provider_iocp;
 #endif
 
 #define MAX_PROVIDERS 16
 
 static const pier_provider *table[MAX_PROVIDERS] = {
-#ifdef PIER_HAVE_IOCP
+#if PIER_HAVE_IOCP
   &pier__provider_iocp,
 #endif
-#ifdef PIER_HAVE_LIBEVENT
+#if PIER_HAVE_LIBEVENT
   &pier__provider_libevent,
 #endif
   NULL

@@ -1,13 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* src/version.c - the version of the library actually linked. */
+/*
+ * src/version.c - the version of the library actually linked: the values
+ * of <pier/features.h> as configure wrote it for this build.
+ */
 #include "internal.h"
-
-#define PIER__STR2(x) #x
-#define PIER__STR(x) PIER__STR2(x)
 
 unsigned pier_version(void) { return PIER_VERSION_HEX; }
 
-const char *pier_version_string(void) {
-  return PIER__STR(PIER_VERSION_MAJOR) "." PIER__STR(PIER_VERSION_MINOR) "."
-         PIER__STR(PIER_VERSION_PATCH);
-}
+const char *pier_version_string(void) { return PIER_VERSION_STRING; }

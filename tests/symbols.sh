@@ -5,7 +5,8 @@
 #   - .libs/libpier.so: every defined dynamic symbol starts with pier_
 #     and not pier__ (skipped when there is no shared library);
 #   - .libs/libpier.a: every defined global symbol starts with pier_;
-#   - include/pier.h (and pier/spi.h) compile with cc -std=c99 -pedantic
+#   - include/pier.h (and pier/spi.h, with the build's pier/features.h)
+#     compile with cc -std=c99 -pedantic
 #     -Wall -Werror; tests/headers-cxx.cc compiles with $CXX -std=c++11
 #     (skipped when CXX is empty or not installed).
 # In a Windows (mingw) build the library is PE, not ELF: the nm checks are
@@ -67,11 +68,24 @@ else
 fi
 
 # --- headers as C99 ---------------------------------------------------------
-printf '#include <pier.h>\n#include <pier/spi.h>\nint main(void) { return pier_version() == 0; }\n' >"$tmp.c"
-if $cc -std=c99 -pedantic -Wall -Werror -fsyntax-only -I"$top_srcdir/include" \
-     "$top_srcdir/include/pier.h" >"$tmp" 2>&1 &&
+# <pier/features.h> defines every feature macro (0 or 1) and the version.
+cat >"$tmp.c" <<'EOF'
+#include <pier.h>
+#include <pier/spi.h>
+#if !defined(PIER_HAVE_TLS) || !defined(PIER_HAVE_LIBEVENT) || \
+    !defined(PIER_HAVE_IOCP) || !defined(PIER_HAVE_URING)
+#error <pier/features.h> lacks a PIER_HAVE_* macro
+#endif
+#if (PIER_HAVE_TLS | PIER_HAVE_LIBEVENT | PIER_HAVE_IOCP | PIER_HAVE_URING) > 1
+#error a PIER_HAVE_* macro is neither 0 nor 1
+#endif
+static const char version[] = PIER_VERSION_STRING;
+int main(void) { return pier_version() == 0 || version[0] == 0; }
+EOF
+if $cc -std=c99 -pedantic -Wall -Werror -fsyntax-only -I"$top_builddir/include" \
+     -I"$top_srcdir/include" "$top_srcdir/include/pier.h" >"$tmp" 2>&1 &&
    $cc -std=c99 -pedantic -Wall -Wextra -Werror -fsyntax-only \
-     -I"$top_srcdir/include" "$tmp.c" >>"$tmp" 2>&1; then
+     -I"$top_builddir/include" -I"$top_srcdir/include" "$tmp.c" >>"$tmp" 2>&1; then
   echo "symbols: headers compile as C99"
 else
   bad "headers are not clean C99:"; cat "$tmp" >&2
@@ -81,7 +95,8 @@ fi
 if [ "$windows" = yes ]; then
   echo "symbols: Windows build, C++ check skipped"
 elif [ -n "${CXX:-}" ] && command -v "${CXX%% *}" >/dev/null 2>&1; then
-  if $CXX -std=c++11 -Wall -Werror -fsyntax-only -I"$top_srcdir/include" \
+  if $CXX -std=c++11 -Wall -Werror -fsyntax-only -I"$top_builddir/include" \
+       -I"$top_srcdir/include" \
        "$top_srcdir/tests/headers-cxx.cc" >"$tmp" 2>&1; then
     echo "symbols: headers compile as C++11"
   else
