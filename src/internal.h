@@ -201,8 +201,12 @@ void pier__netev_reenable(pier_socket *s, unsigned ev);
 /* A connect on s finished with status. */
 void pier__netev_connected(pier_socket *s, int status);
 void pier__netev_free(pier_socket *s);
-/* An accepted socket takes its listener's selection, as in Winsock. */
+/* An accepted socket takes its listener's selection, as in Winsock; what
+   it records is held until pier__netev_release, when the application has
+   been handed the socket (its accept callback returned, or its blocking
+   accept), so that no event callback comes first. */
 void pier__netev_inherit(pier_socket *listener, pier_socket *s);
+void pier__netev_release(pier_socket *s);
 
 /* Allocate a socket object (and its provider state) and call open();
    lower is the socket below a layer's (NULL for a base provider). */

@@ -26,6 +26,8 @@ struct pier__netev {
   int errors[PIER_EV_COUNT];
   pier_event_cb cb;
   pier_op notify;            /* the callback's ride on the done queue */
+  int held;                  /* an accepted socket not yet handed over:
+                                what it records waits (release) */
 };
 
 /* What the provider watches; CONNECT comes from connect completions. */
@@ -70,7 +72,8 @@ static void notify_cb(pier_op *op, int status) {
 static void schedule(pier_socket *s) {
   struct pier__netev *ne = s->netev;
   pier_op *op = &ne->notify;
-  if (!ne->cb || pier__load(&op->pier__r.state) != PIER_OPS_IDLE) return;
+  if (!ne->cb || ne->held || pier__load(&op->pier__r.state) != PIER_OPS_IDLE)
+    return;
   op->socket = s;
   op->pier__r.type = PIER_OP_POST;
   op->pier__r.cb = notify_cb;
@@ -131,10 +134,18 @@ void pier__netev_inherit(pier_socket *listener, pier_socket *s) {
   }
   ne->selected = ne->enabled = ln->selected;
   ne->cb = ln->cb;
+  ne->held = 1; /* no callback before the accept's own has returned */
   pier__store(&s->netev, ne);
   int rc = fn(s, ne->selected & PROVIDER_EVENTS, ne->enabled & PROVIDER_EVENTS);
   if (rc) pier_spi_log(PIER_LOG_WARN, "accepted socket events: %s",
                        pier_strerror(rc));
+}
+
+void pier__netev_release(pier_socket *s) {
+  struct pier__netev *ne = s->netev;
+  if (!ne || !ne->held) return;
+  ne->held = 0;
+  if (ne->recorded) schedule(s);
 }
 
 void pier__netev_free(pier_socket *s) {
@@ -169,6 +180,7 @@ int pier_event_select(pier_socket *s, unsigned mask, pier_event_cb cb) {
     ne->recorded = 0;
     memset(ne->errors, 0, sizeof ne->errors);
     ne->cb = cb;
+    ne->held = 0; /* the application has the socket */
     rc = fn(s, mask & PROVIDER_EVENTS, mask & PROVIDER_EVENTS);
     if (rc) { /* keep the earlier selection */
       ne->selected = old_sel;

@@ -195,9 +195,11 @@ static int run_blocking(pier_socket *s, pier_op *op) {
     pier__unlock(s->loop);
   }
   pier__socket_block_leave(s, &b);
-  if (events) {
+  if (events || (op->pier__r.type == PIER_OP_ACCEPT && rc == 0)) {
     pier__lock(s->loop);
-    outcome_events(s, op, rc);
+    if (events) outcome_events(s, op, rc);
+    if (op->pier__r.type == PIER_OP_ACCEPT && rc == 0 && op->accepted)
+      pier__netev_release(op->accepted); /* the caller has it now */
     pier__unlock(s->loop);
   }
   op->status = rc;
@@ -325,7 +327,10 @@ int pier__op_deliver_one(pier_loop *loop, int before_poll) {
   pier__lock(loop);
   loop->active--;
   if (s) unbusy(loop, s);
-  if (acc) unbusy(loop, acc);
+  if (acc) {
+    pier__netev_release(acc);
+    unbusy(loop, acc);
+  }
   pier__event_signal(loop, &loop->changed);
   return 1;
 }

@@ -92,7 +92,7 @@ awk '/^## A short example/ { f = 1 } f && /^```c/ { g = 1; next }
 [ -s "$tmp/readme.c" ] || bad "README.md has no \"A short example\" C block"
 for src in "$top_srcdir/examples/guide-server.c" \
            "$top_srcdir/examples/guide-client.c" "$tmp/readme.c"; do
-  if $cc -Wall -Wextra -Werror -I"$top_srcdir/include" -c "$src" \
+  if $cc -Wall -Wextra -Werror -I"$top_builddir/include" -I"$top_srcdir/include" -c "$src" \
        -o "$tmp/out.o" >"$tmp/cc.log" 2>&1; then
     echo "guide: ${src##*/} compiles with -Wall -Wextra -Werror"
   else

@@ -490,17 +490,26 @@ static void pair_server(chaos *ch, pier_socket *s) {
   struct sockaddr_storage a;
   size_t alen = sizeof a;
   if (pier_getpeername(s, &a, &alen) == 0) {
+    /* The caller is the client bound to that port.  A port comes back
+       once its client has closed: with two candidates this connection
+       stays unpaired (and unchecked) rather than checked against the
+       wrong stream. */
     unsigned short port = ntohs(((struct sockaddr_in *)&a)->sin_port);
+    csock *c = NULL;
+    int candidates = 0;
     for (int i = 0; i < ch->nsocks; i++) {
-      csock *c = &ch->socks[i];
-      if (c->server || c->port != port || c->peer) continue;
+      csock *x = &ch->socks[i];
+      if (x->server || x->port != port || x->peer) continue;
+      c = x;
+      candidates++;
+    }
+    if (candidates == 1) {
       cs->peer = c;
       c->peer = cs;
       cs->seed_out = c->seed_in;
       cs->seed_in = c->seed_out;
       cs->verify_in = 1;
       c->verify_in = !c->dead;
-      break;
     }
   }
   if (!cs->peer) cs->dead = 1;

@@ -34,7 +34,10 @@ static void busy_events(pier_socket *s, unsigned ev) {
   (void)ev;
   busy_case *c = the_case;
   if (s == c->listener) return;
-  if (T_FLAG(&c->in_accept)) T_FLAG_SET(&c->events_during_accept, 1);
+  /* Not before the accept callback that hands the socket over has
+     returned, nor while it runs. */
+  if (T_FLAG(&c->in_accept) || T_FLAG(&c->accepts) == 0)
+    T_FLAG_SET(&c->events_during_accept, 1);
   __atomic_add_fetch(&c->events, 1, __ATOMIC_SEQ_CST);
 }
 
