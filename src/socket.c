@@ -342,7 +342,7 @@ static void provider_close(pier_socket *s) {
 }
 
 int pier_close(pier_socket *s, pier_close_cb cb) {
-  if (!s) return PIER_EINVAL;
+  if (!s) return pier__bad(__func__, "the socket (first argument) is NULL");
   pier_loop *loop = s->loop;
   pier__lock(loop);
   if (PIER__SFLAGS(s) & PIER__S_CLOSING) {

@@ -159,7 +159,8 @@ void pier__lacc_ready(lacc_conn *c) {
 }
 
 int pier__lacc_accept(lacc_listener *l, pier_op *op) {
-  if (!l->on) return PIER_EINVAL;
+  if (!l->on)
+    return pier_spi_bad_arg("pier_accept", "the socket is not listening");
   pier_opq_push(&l->acceptq, op);
   l->deferred = 0; /* a new accept: the deferred connection comes first */
   if (!l->aop_busy) {
@@ -203,9 +204,12 @@ int pier__lacc_getopt(lacc_listener *l, int name, int *value) {
 }
 
 int pier__lacc_setopt(lacc_listener *l, int name, int value) {
-  if (name == PIER_SO_SHED_COUNT) return PIER_EINVAL;
+  if (name == PIER_SO_SHED_COUNT)
+    return pier_spi_bad_arg("pier_setsockopt", "PIER_SO_SHED_COUNT is read-only");
   if (name != PIER_SO_HANDSHAKES_MAX) return PIER_ENOPROTOOPT;
-  if (value < 1 || value > LACC_MAX_PENDING_LIMIT) return PIER_EINVAL;
+  if (value < 1 || value > LACC_MAX_PENDING_LIMIT)
+    return pier_spi_bad_arg("pier_setsockopt", "PIER_SO_HANDSHAKES_MAX %d is "
+                            "outside 1..%d", value, LACC_MAX_PENDING_LIMIT);
   l->max_pending = (size_t)value;
   start_accept(l); /* a larger table may take more at once */
   return 0;

@@ -103,8 +103,12 @@ int pier__msg_connect(msg_sock *m, pier_op *op) {
   const pier_connect_data *cd = op->pier__r.cdata;
   size_t clen = cd ? cd->caller_len : 0;
   if (clen > WIRE_DATA_MAX) return PIER_EMSGSIZE;
-  if (clen && !cd->caller) return PIER_EINVAL;
-  if (cd && cd->callee_cap && !cd->callee) return PIER_EINVAL;
+  if (clen && !cd->caller)
+    return pier_spi_bad_arg("pier_connect", "cdata->caller is NULL with "
+                            "caller_len %lu", (unsigned long)clen);
+  if (cd && cd->callee_cap && !cd->callee)
+    return pier_spi_bad_arg("pier_connect", "cdata->callee is NULL with "
+                            "callee_cap %lu", (unsigned long)cd->callee_cap);
   uint8_t *hello = pier_spi_malloc(WIRE_HELLO_SIZE + clen);
   if (!hello) return PIER_ENOMEM;
   const pier_qos *q = op->pier__r.qos;

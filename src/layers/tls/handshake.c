@@ -172,7 +172,9 @@ static int client_setup(tls_sock *t) {
       return PIER_EINVAL;
   } else if (name) {
     ERR_clear_error();
-    if (SSL_set_tlsext_host_name(t->ssl, name) != 1) return PIER_EINVAL;
+    if (SSL_set_tlsext_host_name(t->ssl, name) != 1)
+      return pier_spi_bad_arg("TLS client setup", "server name \"%s\" is not "
+                              "a host name OpenSSL takes", name);
     X509_VERIFY_PARAM_set_hostflags(param,
                                     X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     if (t->ctx->verify != PIER_TLS_VERIFY_NONE &&
