@@ -53,7 +53,7 @@ static const suite_fn suites[] = {
   suite_oshandle, suite_share, suite_msg, suite_msgbad, suite_tls,
   suite_argerrors,
   suite_reenter, suite_slowcallers, suite_emfile, suite_chaos,
-#ifdef PIER_HAVE_LIBEVENT
+#if PIER_HAVE_LIBEVENT
   suite_syscalls, /* that provider's system call table */
 #endif
 };
