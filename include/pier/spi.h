@@ -431,7 +431,7 @@ int pier_spi_protocol_layer(const pier_protocol_info *entry,
  * "ioctl", "read", "write", "pipe" and, on Linux, "eventfd"; its
  * conditional accept and blocking calls still call the OS directly).
  * These functions exist only in builds with that provider
- * (PIER_HAVE_LIBEVENT in config.h).
+ * (PIER_HAVE_LIBEVENT is 1 in <pier/features.h>).
  */
 typedef void (*pier_syscall_fn)(void);
 
