@@ -112,6 +112,21 @@ struct chaos {
   uint64_t probe_ms;
   long probes, worst_wait;
   int closes_due;               /* close callbacks still to come */
+  /* a thread of the application in blocking receives on its own socket,
+     which the schedule cancels, closes and feeds */
+  pthread_t blocker, canceller;
+  pier_socket *bs;              /* its socket, NULL between two */
+  struct sockaddr_storage baddr;
+  size_t baddr_len;
+  int bs_closing;               /* the schedule closed bs */
+  pier_socket *in_call;         /* atomic: the socket the thread is in (or
+                                   about to make) a blocking call on */
+  pier_op feed;                 /* a datagram for it */
+  pier_buf feed_buf;
+  int feed_pending;
+  int blocker_done;             /* atomic: the thread has returned */
+  uint64_t cancel_at;           /* ms of a cancel that found a call, or 0 */
+  long blocking_calls, blocking_canceled;
 };
 
 /* ------------------------------------------------------------------ */
@@ -676,10 +691,187 @@ static void probe(chaos *ch) {
   if (rc) chaos_fail(ch, "probe: %s", pier_err_name(rc));
 }
 
+/* ------------------------------------------------------------------ */
+/* blocking calls from a thread of the application                     */
+/* ------------------------------------------------------------------ */
+
+/* A cancel or close that finds a blocking call must end it: 2 s is far
+   beyond any wake-up (a lost one hangs for ever). */
+#define CANCEL_BOUND_MS 2000
+
+static void blocker_closed(pier_socket *s) {
+  chaos *ch = pier_socket_get_data(s);
+  /* The socket is freed when this returns.  pier ran it, so it counts no
+     blocking call in progress: one the thread was about to make when the
+     close came must return at once (PIER_EBADF).  Wait for that, without
+     our lock, which the thread takes after its call. */
+  uint64_t until = t_now_ms() + CANCEL_BOUND_MS;
+  while (__atomic_load_n(&ch->in_call, __ATOMIC_SEQ_CST) == s &&
+         t_now_ms() < until)
+    t_sleep_ms(1);
+  int stuck = __atomic_load_n(&ch->in_call, __ATOMIC_SEQ_CST) == s;
+  cb_enter(ch, NULL, "blocking socket close");
+  if (stuck)
+    chaos_fail(ch, "the blocking socket's close callback ran while a "
+               "blocking receive on it went on");
+  ch->closes_due--;
+  cb_leave(ch, NULL);
+}
+
+/* Open the blocking socket (ch->mu held); 0 or a PIER_E* code. */
+static int blocker_open(chaos *ch) {
+  const pier_protocol_info *p = pier_protocol_find("udp4");
+  struct sockaddr_storage b;
+  size_t blen;
+  t_loopback("udp4", &b, &blen);
+  pier_socket *s;
+  int rc = pier_socket_open(ch->loop, p, 0, &s);
+  if (rc) return rc;
+  pier_socket_set_data(s, ch);
+  ch->closes_due++;
+  ch->baddr_len = sizeof ch->baddr;
+  if ((rc = pier_bind(s, T_SA(&b), blen)) == 0)
+    rc = pier_getsockname(s, &ch->baddr, &ch->baddr_len);
+  if (rc) {
+    pier_close(s, blocker_closed);
+    return rc;
+  }
+  ch->bs = s;
+  ch->bs_closing = 0;
+  return 0;
+}
+
+static void *blocker_main(void *arg) {
+  chaos *ch = arg;
+  char buf[64];
+  pthread_mutex_lock(&ch->mu);
+  while (!ch->ending) {
+    if (!ch->bs) {
+      int rc = blocker_open(ch);
+      if (rc) {
+        chaos_fail(ch, "blocking socket: %s", pier_err_name(rc));
+        break;
+      }
+    }
+    pier_socket *s = ch->bs;
+    ch->blocking_calls++;
+    __atomic_store_n(&ch->in_call, s, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&ch->mu);
+    pier_op op;
+    memset(&op, 0, sizeof op);
+    pier_buf b = pier_buf_init(buf, sizeof buf);
+    int rc = pier_recvfrom(s, &op, &b, 1, 0, NULL, NULL); /* blocking */
+    __atomic_store_n(&ch->in_call, NULL, __ATOMIC_SEQ_CST);
+    pthread_mutex_lock(&ch->mu);
+    if (ch->cancel_at) {
+      uint64_t took = t_now_ms() - ch->cancel_at;
+      if (took > CANCEL_BOUND_MS)
+        chaos_fail(ch, "a blocking receive returned %llu ms after its cancel",
+                   (unsigned long long)took);
+      ch->cancel_at = 0;
+    }
+    if (rc == PIER_ECANCELED) ch->blocking_canceled++;
+    else if (rc != 0 && rc != PIER_EBADF)
+      chaos_fail(ch, "blocking receive: %s", pier_err_name(rc));
+    if (ch->bs_closing && ch->bs == s) ch->bs = NULL; /* open another */
+  }
+  pthread_mutex_unlock(&ch->mu);
+  __atomic_store_n(&ch->blocker_done, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+static void feed_done(pier_op *op, int status) {
+  chaos *ch = op->data;
+  cb_enter(ch, NULL, "feed");
+  ch->feed_pending = 0;
+  if (status && status != PIER_ECANCELED)
+    chaos_fail(ch, "feed: %s", pier_err_name(status));
+  cb_leave(ch, NULL);
+}
+
+/* Another thread of the application cancels the blocking calls at random
+   moments, often just as one starts: a cancel that finds a call must end
+   it, whenever it lands. */
+static void *canceller_main(void *arg) {
+  chaos *ch = arg;
+  for (;;) {
+    pthread_mutex_lock(&ch->mu);
+    int stop = ch->ending;
+    unsigned pause = rnd(ch, 400);
+    pthread_mutex_unlock(&ch->mu);
+    if (stop) break;
+    /* Wait for a call to begin, then a few microseconds at most. */
+    for (int i = 0; i < 2000 && !__atomic_load_n(&ch->in_call, __ATOMIC_SEQ_CST);
+         i++)
+      t_sleep_ms(0);
+    for (volatile unsigned spin = 0; spin < pause * 50; spin++)
+      ;
+    pthread_mutex_lock(&ch->mu);
+    if (ch->bs && !ch->bs_closing &&
+        __atomic_load_n(&ch->in_call, __ATOMIC_SEQ_CST) == ch->bs) {
+      int rc = pier_cancel_blocking(ch->bs);
+      if (rc == 0 && !ch->cancel_at) ch->cancel_at = t_now_ms();
+      else if (rc && rc != PIER_ENOENT)
+        chaos_fail(ch, "pier_cancel_blocking: %s", pier_err_name(rc));
+    }
+    pthread_mutex_unlock(&ch->mu);
+    t_sleep_ms(1);
+  }
+  return NULL;
+}
+
+/* Cancel, close or feed the blocking socket (ch->mu held). */
+static void blocking_action(chaos *ch) {
+  pier_socket *s = ch->bs;
+  if (!s || ch->bs_closing) return;
+  switch (rnd(ch, 4)) {
+  case 0: {
+    int rc = pier_cancel_blocking(s);
+    if (rc == 0 && !ch->cancel_at) ch->cancel_at = t_now_ms();
+    else if (rc && rc != PIER_ENOENT)
+      chaos_fail(ch, "pier_cancel_blocking: %s", pier_err_name(rc));
+    break;
+  }
+  case 1: {
+    int rc = pier_close(s, blocker_closed);
+    if (rc) chaos_fail(ch, "closing the blocking socket: %s", pier_err_name(rc));
+    ch->bs_closing = 1;
+    break;
+  }
+  default: {
+    if (!ch->utx || ch->feed_pending) break; /* one datagram at a time */
+    ch->feed_buf = pier_buf_init("wake", 4);
+    memset(&ch->feed, 0, sizeof ch->feed);
+    ch->feed.data = ch;
+    int rc = pier_sendto(ch->utx, &ch->feed, &ch->feed_buf, 1, 0,
+                         T_SA(&ch->baddr), ch->baddr_len, feed_done);
+    if (rc) chaos_fail(ch, "feeding the blocking socket: %s", pier_err_name(rc));
+    else ch->feed_pending = 1;
+    break;
+  }
+  }
+}
+
+/* A careless caller makes a blocking call from a callback.  With one
+   thread serving the loop nothing could complete it: PIER_EDEADLK at
+   once, nothing started.  (With four another thread would: not tried.) */
+static void careless_blocking(chaos *ch, csock *cs) {
+  if (ch->threads != 1 || !cs->connected) return;
+  char b1[8];
+  pier_buf b = pier_buf_init(b1, sizeof b1);
+  pier_op op;
+  memset(&op, 0, sizeof op);
+  int rc = pier_recv(cs->s, &op, &b, 1, 0, NULL);
+  if (rc != PIER_EDEADLK)
+    chaos_fail(ch, "socket %d: a blocking receive from a callback of a "
+               "one-thread loop gave %s, not EDEADLK", cs->id,
+               pier_err_name(rc));
+}
+
 /* One random step of the schedule. */
 static void action(chaos *ch) {
   csock *cs = pick_sock(ch);
-  switch (rnd(ch, 16)) {
+  switch (rnd(ch, 17)) {
   case 0: case 1: case 2: open_client(ch); break;
   case 3: case 4: case 5: if (cs) start_recv(ch, cs); break;
   case 6: case 7: case 8: if (cs) start_send(ch, cs); break;
@@ -704,7 +896,8 @@ static void action(chaos *ch) {
                           timer_cb);
     break;
   }
-  default: probe(ch); break;
+  case 15: if (rnd(ch, 2)) probe(ch); else blocking_action(ch); break;
+  default: if (cs) careless_blocking(ch, cs); break;
   }
 }
 
@@ -717,6 +910,10 @@ static void teardown(chaos *ch) {
   pier_timer_stop(&ch->tick);
   for (int i = 0; i < NTIMERS; i++) pier_timer_stop(&ch->timers[i]);
   for (int i = 0; i < ch->nsocks; i++) close_sock(ch, &ch->socks[i], 0);
+  if (ch->bs && !ch->bs_closing) { /* wakes the blocking thread */
+    pier_close(ch->bs, blocker_closed);
+    ch->bs_closing = 1;
+  }
   if (ch->listener) pier_close(ch->listener, NULL);
   if (ch->urx) pier_close(ch->urx, NULL);
   if (ch->utx) pier_close(ch->utx, NULL);
@@ -791,6 +988,8 @@ static void run_seed(unsigned seed, unsigned threads) {
   ch->tick.data = ch;
   T_OK(pier_timer_start(&ch->tick, 1, 1, tick_cb));
   pthread_mutex_unlock(&ch->mu);
+  ck_assert_int_eq(pthread_create(&ch->blocker, NULL, blocker_main, ch), 0);
+  ck_assert_int_eq(pthread_create(&ch->canceller, NULL, canceller_main, ch), 0);
 
   uint64_t deadline = t_now_ms() + 20000;
   while (t_now_ms() < deadline) {
@@ -807,8 +1006,20 @@ static void run_seed(unsigned seed, unsigned threads) {
   }
   pthread_mutex_unlock(&ch->mu);
   deadline = t_now_ms() + 5000;
-  while (pier_loop_run(ch->loop, PIER_RUN_ONCE) > 0 && t_now_ms() < deadline)
-    ;
+  while ((pier_loop_run(ch->loop, PIER_RUN_ONCE) > 0 ||
+          !__atomic_load_n(&ch->blocker_done, __ATOMIC_SEQ_CST)) &&
+         t_now_ms() < deadline)
+    t_sleep_ms(0);
+  pthread_mutex_lock(&ch->mu);
+  if (!__atomic_load_n(&ch->blocker_done, __ATOMIC_SEQ_CST))
+    chaos_fail(ch, "a blocking receive never returned after its socket "
+               "was closed");
+  pthread_mutex_unlock(&ch->mu);
+  pthread_join(ch->canceller, NULL); /* it stops once ending is set */
+  if (__atomic_load_n(&ch->blocker_done, __ATOMIC_SEQ_CST))
+    pthread_join(ch->blocker, NULL);
+  else
+    pthread_detach(ch->blocker); /* reported; the process ends with it */
   pthread_mutex_lock(&ch->mu);
   if (!ch->failure[0] && ch->closes_due != 0)
     chaos_fail(ch, "%d close callbacks never ran", ch->closes_due);
@@ -823,8 +1034,12 @@ static void run_seed(unsigned seed, unsigned threads) {
                 seed, threads, pier_err_name(freed));
   if (getenv("PIER_CHAOS_VERBOSE"))
     printf("chaos seed %u threads %u: %d sockets, %ld callbacks, %ld probes, "
-           "worst probe wait %ld callbacks\n", seed, threads, ch->nsocks,
-           ch->callbacks, ch->probes, ch->worst_wait);
+           "worst probe wait %ld callbacks, %ld blocking calls (%ld "
+           "cancelled)\n", seed, threads, ch->nsocks, ch->callbacks,
+           ch->probes, ch->worst_wait, ch->blocking_calls,
+           ch->blocking_canceled);
+  if (!__atomic_load_n(&ch->blocker_done, __ATOMIC_SEQ_CST))
+    return; /* the stuck thread still uses ch: leave it (the test failed) */
   pthread_mutex_destroy(&ch->mu);
   free(ch);
 }
