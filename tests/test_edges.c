@@ -9,12 +9,16 @@
  *   - a receive posted after read() took everything waits, and completes
  *     with the next bytes, round after round;
  *   - an urgent (OOB) receive waits quietly - the loop is not woken
- *     while nothing arrives - and completes when the urgent byte does.
+ *     while nothing arrives - and completes when the urgent byte does;
+ *     the same for the OOB network event;
+ *   - a poll bounded by a far deadline, woken by I/O whose callback starts
+ *     a nearer timer, ends in time for the nearer one.
  *
  * Every provider runs them: they are semantics, not implementation.
  */
 #include "helpers.h"
 
+#include <pthread.h>
 #include <string.h>
 
 static void settle(pier_loop *loop) {
@@ -112,6 +116,16 @@ END_TEST
 
 static void fired_cb(pier_timer *t) { *(int *)t->data = 1; }
 
+/* Run the loop one poll at a time until *flag (or 1000 wakes); how many. */
+static int wakes_until(pier_loop *loop, volatile int *flag) {
+  int wakes = 0;
+  while (!*flag && wakes < 1000) {
+    pier_loop_run(loop, PIER_RUN_ONCE);
+    wakes++;
+  }
+  return wakes;
+}
+
 START_TEST(oob_receive_waits_quietly_and_completes_on_the_urgent_byte) {
   pier_loop *loop = t_loop_new();
   pier_socket *c, *s;
@@ -124,14 +138,11 @@ START_TEST(oob_receive_waits_quietly_and_completes_on_the_urgent_byte) {
   ck_assert_int_eq(g.done, 0);
   /* Nothing arrives for 300 ms: the loop sleeps until its timer. */
   pier_timer t;
-  int fired = 0, wakes = 0;
+  int fired = 0;
   T_OK(pier_timer_init(loop, &t));
   t.data = &fired;
   T_OK(pier_timer_start(&t, 300, 0, fired_cb));
-  while (!fired && wakes < 1000) {
-    pier_loop_run(loop, PIER_RUN_ONCE);
-    wakes++;
-  }
+  int wakes = wakes_until(loop, &fired);
   ck_assert_msg(wakes <= 5, "the loop woke %d times in 300 ms with only an "
                 "urgent receive waiting", wakes);
   /* The urgent byte, then ordinary data, which stays whole. */
@@ -168,6 +179,121 @@ START_TEST(oob_receive_waits_quietly_and_completes_on_the_urgent_byte) {
 }
 END_TEST
 
+static unsigned oob_events;
+
+static void oob_event_cb(pier_socket *s, unsigned events) {
+  (void)s;
+  oob_events |= events;
+}
+
+START_TEST(oob_event_waits_quietly_and_comes_with_the_urgent_byte) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *s;
+  t_pair(loop, "tcp4", &c, &s);
+  oob_events = 0;
+  T_OK(pier_event_select(s, PIER_EV_OOB, oob_event_cb));
+  pier_loop_ref(loop);
+  settle(loop);
+  ck_assert_uint_eq(oob_events, 0);
+  pier_timer t;
+  int fired = 0;
+  T_OK(pier_timer_init(loop, &t));
+  t.data = &fired;
+  T_OK(pier_timer_start(&t, 300, 0, fired_cb));
+  int wakes = wakes_until(loop, &fired);
+  ck_assert_msg(wakes <= 5, "the loop woke %d times in 300 ms with only an "
+                "OOB event selected", wakes);
+  char bang = '!';
+  pier_buf sb = pier_buf_init(&bang, 1);
+  pier_op sop;
+  got sg;
+  memset(&sop, 0, sizeof sop);
+  memset(&sg, 0, sizeof sg);
+  sop.data = &sg;
+  T_OK(pier_send(c, &sop, &sb, 1, PIER_MSG_OOB, got_cb));
+  uint64_t t0 = t_now_ms();
+  while (!(oob_events & PIER_EV_OOB) && t_now_ms() - t0 < 3000)
+    pier_loop_run(loop, PIER_RUN_ONCE);
+  ck_assert_msg(oob_events & PIER_EV_OOB, "no OOB event in 3 s");
+  ck_assert_msg(t_now_ms() - t0 < 1000, "the OOB event took %llu ms",
+                (unsigned long long)(t_now_ms() - t0));
+  t_run_until(loop, &sg.done, 3000);
+  pier_loop_unref(loop);
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
+/* ---- a nearer deadline after a far one ---- */
+
+typedef struct near {
+  pier_socket *sender;
+  pier_timer near;
+  int near_fired, far_fired;
+  uint64_t started, near_at;
+} near;
+
+static near nr;
+
+static void *send_later(void *arg) {
+  (void)arg;
+  t_sleep_ms(50);
+  os_send(nr.sender, "x");
+  return NULL;
+}
+
+static void near_cb(pier_timer *t) {
+  (void)t;
+  nr.near_at = t_now_ms();
+  nr.near_fired = 1;
+}
+
+static void far_cb(pier_timer *t) {
+  (void)t;
+  nr.far_fired = 1;
+}
+
+/* The receive completes while the loop waits for the far timer: start
+   the near one from its callback. */
+static void woke_cb(pier_op *op, int status) {
+  got_cb(op, status);
+  T_OK(pier_timer_start(&nr.near, 100, 0, near_cb));
+  nr.started = t_now_ms();
+}
+
+START_TEST(nearer_timer_started_during_a_long_poll_fires_on_time) {
+  pier_loop *loop = t_loop_new();
+  pier_socket *c, *s;
+  t_pair(loop, "tcp4", &c, &s);
+  memset(&nr, 0, sizeof nr);
+  nr.sender = c;
+  pier_timer far;
+  T_OK(pier_timer_init(loop, &far));
+  T_OK(pier_timer_init(loop, &nr.near));
+  T_OK(pier_timer_start(&far, 3000, 0, far_cb));
+  pier_op op;
+  got g;
+  pier_buf b;
+  memset(&op, 0, sizeof op);
+  memset(&g, 0, sizeof g);
+  b = pier_buf_init(g.buf, sizeof g.buf - 1);
+  op.data = &g;
+  T_OK(pier_recv(s, &op, &b, 1, 0, woke_cb));
+  pthread_t th;
+  ck_assert_int_eq(pthread_create(&th, NULL, send_later, NULL), 0);
+  wakes_until(loop, &nr.near_fired); /* no ticking timer of t_run_until */
+  pthread_join(th, NULL);
+  ck_assert_msg(!nr.far_fired, "the far timer fired first");
+  ck_assert_msg(nr.near_at - nr.started < 1000, "a 100 ms timer took %llu ms",
+                (unsigned long long)(nr.near_at - nr.started));
+  T_OK(pier_timer_stop(&far));
+  T_OK(pier_close(c, NULL));
+  T_OK(pier_close(s, NULL));
+  t_loop_free(loop);
+}
+END_TEST
+
 Suite *suite_edges(void) {
   Suite *s = suite_create("edges");
   TCase *tc = tcase_create("oshandle");
@@ -176,6 +302,10 @@ Suite *suite_edges(void) {
   suite_add_tcase(s, tc);
   tc = tcase_create("urgent");
   tcase_add_test(tc, oob_receive_waits_quietly_and_completes_on_the_urgent_byte);
+  tcase_add_test(tc, oob_event_waits_quietly_and_comes_with_the_urgent_byte);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("timeout");
+  tcase_add_test(tc, nearer_timer_started_during_a_long_poll_fires_on_time);
   suite_add_tcase(s, tc);
   return s;
 }
