@@ -225,16 +225,16 @@ START_TEST(oob_event_waits_quietly_and_comes_with_the_urgent_byte) {
 }
 END_TEST
 
-/* ---- a nearer deadline after a far one ---- */
+/* ---- a nearer deadline after a later one ---- */
 
-typedef struct near {
+typedef struct deadlines {
   pier_socket *sender;
-  pier_timer near;
-  int near_fired, far_fired;
-  uint64_t started, near_at;
-} near;
+  pier_timer soon;
+  int soon_fired, late_fired;
+  uint64_t started, soon_at;
+} deadlines;
 
-static near nr;
+static deadlines nr;
 
 static void *send_later(void *arg) {
   (void)arg;
@@ -243,22 +243,22 @@ static void *send_later(void *arg) {
   return NULL;
 }
 
-static void near_cb(pier_timer *t) {
+static void soon_cb(pier_timer *t) {
   (void)t;
-  nr.near_at = t_now_ms();
-  nr.near_fired = 1;
+  nr.soon_at = t_now_ms();
+  nr.soon_fired = 1;
 }
 
-static void far_cb(pier_timer *t) {
+static void late_cb(pier_timer *t) {
   (void)t;
-  nr.far_fired = 1;
+  nr.late_fired = 1;
 }
 
-/* The receive completes while the loop waits for the far timer: start
-   the near one from its callback. */
+/* The receive completes while the loop waits for the late timer: start
+   the nearer one from its callback. */
 static void woke_cb(pier_op *op, int status) {
   got_cb(op, status);
-  T_OK(pier_timer_start(&nr.near, 100, 0, near_cb));
+  T_OK(pier_timer_start(&nr.soon, 100, 0, soon_cb));
   nr.started = t_now_ms();
 }
 
@@ -268,10 +268,10 @@ START_TEST(nearer_timer_started_during_a_long_poll_fires_on_time) {
   t_pair(loop, "tcp4", &c, &s);
   memset(&nr, 0, sizeof nr);
   nr.sender = c;
-  pier_timer far;
-  T_OK(pier_timer_init(loop, &far));
-  T_OK(pier_timer_init(loop, &nr.near));
-  T_OK(pier_timer_start(&far, 3000, 0, far_cb));
+  pier_timer late;
+  T_OK(pier_timer_init(loop, &late));
+  T_OK(pier_timer_init(loop, &nr.soon));
+  T_OK(pier_timer_start(&late, 3000, 0, late_cb));
   pier_op op;
   got g;
   pier_buf b;
@@ -282,12 +282,12 @@ START_TEST(nearer_timer_started_during_a_long_poll_fires_on_time) {
   T_OK(pier_recv(s, &op, &b, 1, 0, woke_cb));
   pthread_t th;
   ck_assert_int_eq(pthread_create(&th, NULL, send_later, NULL), 0);
-  wakes_until(loop, &nr.near_fired); /* no ticking timer of t_run_until */
+  wakes_until(loop, &nr.soon_fired); /* no ticking timer of t_run_until */
   pthread_join(th, NULL);
-  ck_assert_msg(!nr.far_fired, "the far timer fired first");
-  ck_assert_msg(nr.near_at - nr.started < 1000, "a 100 ms timer took %llu ms",
-                (unsigned long long)(nr.near_at - nr.started));
-  T_OK(pier_timer_stop(&far));
+  ck_assert_msg(!nr.late_fired, "the 3 s timer fired first");
+  ck_assert_msg(nr.soon_at - nr.started < 1000, "a 100 ms timer took %llu ms",
+                (unsigned long long)(nr.soon_at - nr.started));
+  T_OK(pier_timer_stop(&late));
   T_OK(pier_close(c, NULL));
   T_OK(pier_close(s, NULL));
   t_loop_free(loop);
