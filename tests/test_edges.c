@@ -298,10 +298,12 @@ Suite *suite_edges(void) {
   Suite *s = suite_create("edges");
   TCase *tc = tcase_create("oshandle");
   tcase_add_test(tc, bytes_left_by_an_os_read_are_received_at_once);
-  tcase_add_test(tc, receive_after_an_os_read_took_all_waits_for_the_next_bytes);
+  tcase_add_test(tc,
+                 receive_after_an_os_read_took_all_waits_for_the_next_bytes);
   suite_add_tcase(s, tc);
   tc = tcase_create("urgent");
-  tcase_add_test(tc, oob_receive_waits_quietly_and_completes_on_the_urgent_byte);
+  tcase_add_test(tc,
+                 oob_receive_waits_quietly_and_completes_on_the_urgent_byte);
   tcase_add_test(tc, oob_event_waits_quietly_and_comes_with_the_urgent_byte);
   suite_add_tcase(s, tc);
   tc = tcase_create("timeout");

@@ -68,19 +68,22 @@ static void stream_readable(lev_sock *ls) {
     return;
   ne->closed = 1;
   int err = n == 0 ? 0 : pier__lev_error(ls, errno);
-  if (ne->enabled & PIER_EV_CLOSE) pier_spi_net_event(ls->s, PIER_EV_CLOSE, err);
+  if (ne->enabled & PIER_EV_CLOSE)
+    pier_spi_net_event(ls->s, PIER_EV_CLOSE, err);
 }
 
 static void readable(lev_sock *ls) {
-  unsigned en = ls->ne->enabled;
+  lev_netev *ne = ls->ne;
+  unsigned en = ne->enabled;
   if (ls->listening) {
     if (en & PIER_EV_ACCEPT) pier_spi_net_event(ls->s, PIER_EV_ACCEPT, 0);
   } else if (ls->dgram) {
     if (en & PIER_EV_READ) pier_spi_net_event(ls->s, PIER_EV_READ, 0);
-  } else if (!ls->ne->closed &&
-             ((en & PIER_EV_READ) || ((en & PIER_EV_CLOSE) && !ls->ne->unread)) &&
+  } else if (!ne->closed &&
+             ((en & PIER_EV_READ) || ((en & PIER_EV_CLOSE) && !ne->unread)) &&
              is_connected(ls)) {
-    /* an unconnected stream socket reads as hung up: wait for a peer */
+    /* an unconnected stream socket reads as hung up: wait for a peer;
+       with unread data only READ (enabled again by a receive) can follow */
     stream_readable(ls);
   }
 }

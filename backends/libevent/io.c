@@ -3,8 +3,9 @@
  * backends/libevent/io.c - one non-blocking attempt at a receive, send or
  * connect.  Shared by overlapped operations (provider.c) and blocking
  * calls (block.c), so an attempt leaves the readiness flags alone: the
- * caller knows whether it may change them (lev.h).  Scatter/gather goes straight to recvmsg/sendmsg: a
- * pier_buf array is laid out as an iovec array.
+ * caller knows whether it may change them (lev.h).  Scatter/gather goes
+ * straight to recvmsg/sendmsg: a pier_buf array is laid out as an iovec
+ * array.
  */
 #include <errno.h>
 #include <limits.h>
