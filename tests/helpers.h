@@ -65,6 +65,7 @@ Suite *suite_alloc(void);
 Suite *suite_threads(void);
 Suite *suite_netevents(void);
 Suite *suite_oshandle(void);
+Suite *suite_edges(void);
 Suite *suite_share(void);
 Suite *suite_msg(void);
 Suite *suite_msgbad(void);

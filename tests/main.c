@@ -50,7 +50,7 @@ static const suite_fn suites[] = {
   suite_io,       suite_udp,      suite_stream,  suite_cancel,
   suite_reset,    suite_badinput, suite_buffers, suite_blocking, suite_resolve, suite_qos,
   suite_multicast, suite_poll, suite_threads, suite_netevents,
-  suite_oshandle, suite_share, suite_msg, suite_msgbad, suite_tls,
+  suite_oshandle, suite_edges, suite_share, suite_msg, suite_msgbad, suite_tls,
   suite_argerrors,
   suite_reenter, suite_slowcallers, suite_emfile, suite_chaos,
 #if PIER_HAVE_LIBEVENT

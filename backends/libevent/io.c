@@ -2,8 +2,10 @@
 /*
  * backends/libevent/io.c - one non-blocking attempt at a receive, send or
  * connect.  Shared by overlapped operations (provider.c) and blocking
- * calls (block.c).  Scatter/gather goes straight to recvmsg/sendmsg: a
- * pier_buf array is laid out as an iovec array.
+ * calls (block.c), so an attempt leaves the readiness flags alone: the
+ * caller knows whether it may change them (lev.h).  Scatter/gather goes
+ * straight to recvmsg/sendmsg: a pier_buf array is laid out as an iovec
+ * array.
  */
 #include <errno.h>
 #include <limits.h>
@@ -93,19 +95,10 @@ int pier__lev_try_recv(lev_sock *ls, pier_op *op) {
     ssize_t n = sys_recvmsg(ls->fd, &msg, flags);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (!(in & PIER_MSG_OOB)) ls->rready = 0;
-        return LEV_WAIT;
-      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return LEV_WAIT;
       if ((in & PIER_MSG_OOB) && errno == EINVAL) return LEV_WAIT; /* none yet */
       return finish(op, pier__lev_error(ls, errno));
     }
-    /* A stream read that did not fill the buffers has most likely emptied
-       the socket: the next receive waits for readiness instead of trying
-       (and failing) at once. */
-    if (!dgram && !(in & (PIER_MSG_OOB | PIER_MSG_PEEK)) &&
-        (size_t)n < want - op->pier__r.progress)
-      ls->rready = 0;
     op->pier__r.progress += (size_t)n;
     if (op->pier__r.type == PIER_OP_RECVFROM) op->addrlen = msg.msg_namelen;
     if (msg.msg_flags & MSG_TRUNC) op->flags |= PIER_MSG_TRUNC;

@@ -7,6 +7,20 @@
  * once when it is first in its queue, and otherwise (or when it would
  * block) waits for libevent to report the socket ready.
  *
+ * Readiness, the way Go's netpoller keeps it: each socket is registered
+ * once, at open, for its whole life, edge-triggered for both directions
+ * (EV_ET | EV_PERSIST), so steady state makes no epoll_ctl.  An edge sets
+ * rready; a receive or accept that meets EAGAIN clears it, and the next
+ * edge sets it again.  Edges are never lost while the socket is
+ * registered, whoever reads the descriptor (a blocking call, read() on
+ * the OS handle, another process sharing it): rready can only be wrong
+ * by being set when nothing is there, which costs one EAGAIN.  Only the
+ * loop's own attempts (under the core lock) change it - never a blocking
+ * call, which may race with an edge.  Sends are tried at once whenever
+ * nothing is queued before them.  Urgent data (events.c) is watched on
+ * Linux through a second epoll set for EPOLLPRI, which libevent 2.1
+ * cannot ask for.
+ *
  * Files: provider.c (table, loop, socket calls, dispatch), io.c (recv,
  * send, connect attempts), accept.c (conditional accept), block.c
  * (blocking calls and their cancellation), events.c (network events),
@@ -16,6 +30,7 @@
 #define PIER_LEV_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -32,12 +47,18 @@ typedef struct lev_netev lev_netev;
 typedef struct lev_loop {
   struct event_base *base;
   struct event wake_ev;      /* readable when another thread wakes us */
-  struct event timeout_ev;   /* bounds one loop_poll */
+  struct event timeout_ev;   /* bounds loop_poll; left set between polls */
+  int64_t timeout_due;       /* when timeout_ev fires (ms, monotonic), or 0 */
   int wake_rfd, wake_wfd;    /* eventfd (same fd twice) or a pipe */
   int wake_pending;          /* atomic: a wake byte is in flight */
   pthread_mutex_t block_lock; /* guards every socket's waiter list, wakes */
   lev_wake *wakes;           /* idle wake descriptors of blocking calls */
   int reserve_fd;            /* held back for shedding (accept.c), or -1 */
+#ifdef __linux__
+  int pri_fd;                /* epoll set of sockets watched for urgent
+                                data (EPOLLPRI), made on first use, or -1 */
+  struct event pri_ev;       /* readable when one of them has some */
+#endif
 } lev_loop;
 
 /* A listener's request between accept(2) and the condition's verdict;
@@ -52,10 +73,14 @@ typedef struct lev_sock {
   pier_socket *s;
   lev_loop *ll;
   int fd;
-  struct event ev;           /* one event for both directions (armed) */
-  struct event *oobev;       /* urgent-data retry timer, at the first OOB recv */
-  unsigned armed;            /* EV_READ / EV_WRITE watched, EV_TIMEOUT (oob) */
-  int rready;                /* readable as far as we know: try recv at once */
+  struct event ev;           /* both directions, edge-triggered, added
+                                from open to close */
+  int rready;                /* maybe readable: try recv/accept at once */
+#ifdef __linux__
+  int urgent;                /* in the loop's pri_fd set (events.c) */
+#else
+  struct event *urgent;      /* urgent-data polling timer (events.c) */
+#endif
   pier_opq rq;               /* accept, recv, recvfrom */
   pier_opq oobq;             /* recv with PIER_MSG_OOB */
   pier_opq wq;               /* connect, send, sendto */
@@ -133,19 +158,6 @@ static inline pier_syscall_fn lev_sys(int i) {
 #define sys_pipe ((int (*)(int[2]))lev_sys(LEV_SYS_PIPE))
 #define sys_eventfd ((int (*)(unsigned int, int))lev_sys(LEV_SYS_EVENTFD))
 
-/* Add ev (watching bit, with timeout tv) or delete it, as want says,
-   keeping the record of what is added in *armed. */
-static inline void lev_arm(struct event *ev, unsigned *armed, unsigned bit,
-                           int want, const struct timeval *tv) {
-  if (want && !(*armed & bit)) {
-    event_add(ev, tv);
-    *armed |= bit;
-  } else if (!want && (*armed & bit)) {
-    event_del(ev);
-    *armed &= ~bit;
-  }
-}
-
 /* Result of one attempt at an operation.  LEV_GONE: a condition function
    completed the op itself (cancel, close); leave it alone. */
 enum { LEV_WAIT = 0, LEV_DONE = 1, LEV_GONE = 2 };
@@ -169,10 +181,22 @@ void pier__lev_drop_deferred(lev_sock *ls);
 void pier__lev_reserve_take(lev_loop *ll);
 void pier__lev_reserve_drop(lev_loop *ll);
 
+/* provider.c: urgent data may have arrived; run the OOB receives. */
+void pier__lev_urgent_ops(lev_sock *ls);
+
 /* events.c */
 int pier__lev_select_events(pier_socket *s, unsigned selected,
                             unsigned enabled);
 void pier__lev_events_free(lev_sock *ls);
+/* An edge (EV_READ / EV_WRITE) of the socket's event, for its watchers. */
+void pier__lev_events_edge(lev_sock *ls, short what);
+/* Watch ls for urgent data (for its life), calling pier__lev_urgent_ops
+   and the OOB watcher when some arrives; 0 or a PIER_E* code. */
+int pier__lev_urgent_watch(lev_sock *ls);
+/* Stop watching ls (before its descriptor is closed). */
+void pier__lev_urgent_unwatch(lev_sock *ls);
+/* Release the loop's urgent-data watching. */
+void pier__lev_urgent_free(lev_loop *ll);
 
 /* block.c */
 int pier__lev_execute(pier_socket *s, pier_op *op);

@@ -6,16 +6,18 @@
  *
  * Section map
  *   1. loop: init, free, poll, wake
- *   2. dispatch: queues, arming, readiness callbacks
+ *   2. dispatch: queues, readiness flags, edges
  *   3. operations: submit, cancel
  *   4. sockets: open, close, bind, listen, shutdown, names, options
  *   5. the provider table
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef __linux__
@@ -42,7 +44,12 @@ static void on_wake(evutil_socket_t fd, short what, void *arg) {
   __atomic_store_n(&ll->wake_pending, 0, __ATOMIC_RELEASE);
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg) {}
+static void on_timeout(evutil_socket_t fd, short what, void *arg) {
+  lev_loop *ll = arg;
+  (void)fd;
+  (void)what;
+  ll->timeout_due = 0;
+}
 
 static int wake_open(lev_loop *ll) {
 #ifdef __linux__
@@ -74,6 +81,11 @@ static int lev_loop_init(pier_loop *loop) {
   if (!cfg) return PIER_ENOMEM;
   /* Every use of the base is under the loop's core lock (pier/spi.h). */
   event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+  /* Sockets are registered edge-triggered (lev.h): epoll or kqueue, never
+     a level-only method (poll, select), where a writable socket would
+     wake every poll - whatever EVENT_NOEPOLL and the like say. */
+  event_config_require_features(cfg, EV_FEATURE_ET);
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV);
   ll->base = event_base_new_with_config(cfg);
   event_config_free(cfg);
   if (!ll->base) return PIER_ENOMEM;
@@ -91,7 +103,11 @@ static int lev_loop_init(pier_loop *loop) {
                on_wake, ll);
   event_add(&ll->wake_ev, NULL);
   evtimer_assign(&ll->timeout_ev, ll->base, on_timeout, ll);
+  ll->timeout_due = 0;
   ll->reserve_fd = -1;
+#ifdef __linux__
+  ll->pri_fd = -1;
+#endif
   pier__lev_reserve_take(ll);
   return 0;
 }
@@ -100,6 +116,7 @@ static void lev_loop_free(pier_loop *loop) {
   lev_loop *ll = lev_loop_of(loop);
   event_del(&ll->wake_ev);
   event_del(&ll->timeout_ev);
+  pier__lev_urgent_free(ll);
   event_base_free(ll->base);
   wake_close(ll);
   pier__lev_reserve_drop(ll);
@@ -107,17 +124,34 @@ static void lev_loop_free(pier_loop *loop) {
   pthread_mutex_destroy(&ll->block_lock);
 }
 
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Make sure the poll returns within timeout_ms.  The timer stays set
+ * between polls and is moved only when this poll must end sooner than it
+ * fires; a timer that fires earlier than needed ends the poll early, and
+ * the core polls again for the rest (pier's timers, not this one, say
+ * when callbacks run).  So a loop whose next deadline does not change
+ * adds no libevent timer per poll.
+ */
+static void bound_poll(lev_loop *ll, int timeout_ms) {
+  int64_t due = now_ms() + timeout_ms;
+  if (ll->timeout_due && ll->timeout_due <= due) return;
+  struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
+  evtimer_add(&ll->timeout_ev, &tv);
+  ll->timeout_due = due;
+}
+
 static int lev_loop_poll(pier_loop *loop, int timeout_ms) {
   lev_loop *ll = lev_loop_of(loop);
   int flags = EVLOOP_ONCE;
-  if (timeout_ms == 0) {
-    flags = EVLOOP_NONBLOCK;
-  } else if (timeout_ms > 0) {
-    struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-    evtimer_add(&ll->timeout_ev, &tv);
-  }
+  if (timeout_ms == 0) flags = EVLOOP_NONBLOCK;
+  else if (timeout_ms > 0) bound_poll(ll, timeout_ms);
   int rc = event_base_loop(ll->base, flags);
-  if (timeout_ms > 0) evtimer_del(&ll->timeout_ev);
   return rc < 0 ? PIER_EIO : 0;
 }
 
@@ -134,8 +168,6 @@ static void lev_loop_wake(pier_loop *loop) {
 /* 2. dispatch                                                         */
 /* ------------------------------------------------------------------ */
 
-#define OOB_RETRY_MS 5
-
 static int is_read(const pier_op *op) {
   int t = op->pier__r.type;
   return t == PIER_OP_ACCEPT || t == PIER_OP_RECV || t == PIER_OP_RECVFROM;
@@ -146,47 +178,7 @@ static pier_opq *queue_of(lev_sock *ls, const pier_op *op) {
   return (op->pier__r.in_flags & PIER_MSG_OOB) ? &ls->oobq : &ls->rq;
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg);
-
-/*
- * The socket's one event watches the directions in ls->armed; a change
- * re-assigns it (one struct event per socket instead of two: 128 bytes).
- * It is deleted first whenever it was added, and never re-assigned while
- * an event_active() of it may be queued (lev_submit activates it after
- * arming).
- */
-static void arm_io(lev_sock *ls, unsigned bit, int want) {
-  unsigned cur = ls->armed & (EV_READ | EV_WRITE);
-  unsigned next = want ? (cur | bit) : (cur & ~bit);
-  if (next == cur) return;
-  if (cur) event_del(&ls->ev);
-  if (next) {
-    event_assign(&ls->ev, ls->ll->base, ls->fd, (short)(next | EV_PERSIST),
-                 on_io, ls);
-    event_add(&ls->ev, NULL);
-  }
-  ls->armed = (ls->armed & ~(unsigned)(EV_READ | EV_WRITE)) | next;
-}
-
-/*
- * Watch the directions that have work waiting.  Reading stays watched
- * when its queue empties (the next receive usually follows from the
- * callback, and re-adding costs two epoll_ctl calls a message); on_read
- * stops watching when readiness finds nothing waiting.  A held listener
- * must not be watched at all.
- */
-static void rearm(lev_sock *ls) {
-  static const struct timeval oob_tv = { 0, OOB_RETRY_MS * 1000 };
-  int want_r = !pier_opq_empty(&ls->rq) && !ls->held;
-  if (want_r || ls->held) arm_io(ls, EV_READ, want_r);
-  arm_io(ls, EV_WRITE, !pier_opq_empty(&ls->wq));
-  /* Urgent data does not make a socket readable: poll for it gently. */
-  if (ls->oobev)
-    lev_arm(ls->oobev, &ls->armed, EV_TIMEOUT, !pier_opq_empty(&ls->oobq),
-            &oob_tv);
-}
-
-static int attempt(lev_sock *ls, pier_op *op) {
+static int attempt_op(lev_sock *ls, pier_op *op) {
   switch (op->pier__r.type) {
   case PIER_OP_ACCEPT: return pier__lev_try_accept(ls, op);
   case PIER_OP_RECV:
@@ -200,12 +192,46 @@ static int attempt(lev_sock *ls, pier_op *op) {
   }
 }
 
+/* Is every system call the OS's own?  A replaced one (a fault layer, a
+   test) may say EAGAIN of a socket that is ready, after which no edge
+   comes: its answers are checked with poll(). */
+static int os_calls(void) {
+  for (int i = 0; i < LEV_SYS_COUNT; i++)
+    if (lev_sys(i) != pier__lev_syscalls[i].os) return 0;
+  return 1;
+}
+
+/* op waits for an edge (what) that may never come: if the socket is
+   ready after all, run the queue again from the loop. */
+static void recheck(lev_sock *ls, short what) {
+  struct pollfd p = { ls->fd, what == EV_READ ? POLLIN : POLLOUT, 0 };
+  if (poll(&p, 1, 0) == 1) event_active(&ls->ev, what, 1);
+}
+
+/* The listener shed its backlog out of descriptors: the next accept waits
+   for a new caller (accept(2) says EMFILE at once, backlog or not). */
+static int shed(const pier_op *op) {
+  return op->pier__r.type == PIER_OP_ACCEPT && op->status == PIER_EMFILE;
+}
+
+/* One attempt at op, the head of q: a receive or accept that would block
+   has found the socket empty, so it waits for the next edge. */
+static int attempt(lev_sock *ls, pier_opq *q, pier_op *op) {
+  int r = attempt_op(ls, op);
+  if (q == &ls->rq && (r == LEV_WAIT || (r == LEV_DONE && shed(op))))
+    ls->rready = 0;
+  if (r == LEV_WAIT && q != &ls->oobq && !os_calls())
+    recheck(ls, q == &ls->rq ? EV_READ : EV_WRITE);
+  return r;
+}
+
 /* Complete the ops at the head of q for as long as they can finish. */
 static void run_queue(lev_sock *ls, pier_opq *q) {
   pier_op *op;
   while ((op = q->head) != NULL) {
     if (op->pier__r.type == PIER_OP_ACCEPT && ls->held) break;
-    int r = attempt(ls, op);
+    if (q == &ls->rq && !ls->rready) break;
+    int r = attempt(ls, q, op);
     if (r == LEV_WAIT) break;
     if (r == LEV_GONE) continue;
     pier_opq_remove(q, op);
@@ -213,46 +239,37 @@ static void run_queue(lev_sock *ls, pier_opq *q) {
   }
 }
 
-static void on_read(lev_sock *ls) {
-  ls->rready = 1;
-  if (pier_opq_empty(&ls->rq)) { /* nobody waits for it: stop watching */
-    arm_io(ls, EV_READ, 0);
-    return;
-  }
-  run_queue(ls, &ls->rq);
-  rearm(ls);
-}
+void pier__lev_urgent_ops(lev_sock *ls) { run_queue(ls, &ls->oobq); }
 
-static void on_write(lev_sock *ls) {
-  run_queue(ls, &ls->wq);
-  rearm(ls);
-}
-
+/*
+ * An edge: the socket has become readable or writable (or hung up, which
+ * libevent reports as both), or lev_submit has activated it.  A condition
+ * function run by an accept may close the socket (fd -1).
+ */
 static void on_io(evutil_socket_t fd, short what, void *arg) {
   lev_sock *ls = arg;
   (void)fd;
-  if (what & EV_READ) on_read(ls);
-  if ((what & EV_WRITE) && (ls->armed & EV_WRITE)) on_write(ls);
-}
-
-static void on_oob(evutil_socket_t fd, short what, void *arg) {
-  lev_sock *ls = arg;
-  ls->armed &= ~EV_TIMEOUT; /* a one-shot timer has expired */
-  run_queue(ls, &ls->oobq);
-  rearm(ls);
+  if (what & EV_READ) {
+    ls->rready = 1;
+    run_queue(ls, &ls->rq);
+  }
+  if ((what & EV_WRITE) && ls->fd >= 0) run_queue(ls, &ls->wq);
+  if (ls->ne && ls->fd >= 0) pier__lev_events_edge(ls, what);
 }
 
 /* ------------------------------------------------------------------ */
 /* 3. operations                                                       */
 /* ------------------------------------------------------------------ */
 
-static void on_oob(evutil_socket_t fd, short what, void *arg);
-
-/* The urgent-data retry timer, made at the first OOB receive. */
-static struct event *oob_timer(lev_sock *ls) {
-  struct event *ev = pier_spi_malloc(sizeof *ev);
-  if (ev) evtimer_assign(ev, ls->ll->base, on_oob, ls);
-  return ev;
+/* An accept: the loop runs it (the condition function never runs inside
+   pier_accept itself) when a request may be waiting - a deferred one, or
+   one the socket's edge announced. */
+static void submit_accept(lev_sock *ls, pier_op *op) {
+  /* The application accepts again: release a held (deferred) request. */
+  ls->held = 0;
+  pier_opq_push(&ls->rq, op);
+  if (ls->req && ls->req->fd >= 0) ls->rready = 1;
+  if (ls->rready) event_active(&ls->ev, EV_READ, 1);
 }
 
 static int lev_submit(pier_socket *s, pier_op *op) {
@@ -266,31 +283,25 @@ static int lev_submit(pier_socket *s, pier_op *op) {
       return 0;
     }
     pier_opq_push(q, op);
-    break;
+    return 0;
   case PIER_OP_ACCEPT:
-    /* The application accepts again: release a held (deferred) request
-       and let the loop present it; the condition function never runs
-       inside pier_accept itself. */
-    ls->held = 0;
-    pier_opq_push(q, op);
-    rearm(ls); /* before activating: arming may re-assign the event */
-    if (ls->req && ls->req->fd >= 0) event_active(&ls->ev, EV_READ, 1);
+    submit_accept(ls, op);
     return 0;
   default:
-    /* Try at once when nothing is ahead of it (the common fast path) -
-       a receive only while the socket may still hold data. */
-    if (q == &ls->oobq && !ls->oobev && !(ls->oobev = oob_timer(ls)))
-      return PIER_ENOMEM;
-    if (pier_opq_empty(q) && q != &ls->oobq && (q != &ls->rq || ls->rready) &&
-        attempt(ls, op) == LEV_DONE) {
+    if (q == &ls->oobq) {
+      int rc = pier__lev_urgent_watch(ls);
+      if (rc) return rc;
+    }
+    /* First in its queue: try at once (a receive only while the socket
+       may hold data). */
+    if (pier_opq_empty(q) && (q != &ls->rq || ls->rready) &&
+        attempt(ls, q, op) == LEV_DONE) {
       pier_spi_complete(op, op->status);
       return 0;
     }
     pier_opq_push(q, op);
-    break;
+    return 0;
   }
-  rearm(ls);
-  return 0;
 }
 
 static int lev_cancel(pier_socket *s, pier_op *op) {
@@ -303,7 +314,6 @@ static int lev_cancel(pier_socket *s, pier_op *op) {
   if (op->pier__r.type == PIER_OP_CONNECT) ls->connecting = 0;
   op->bytes = op->pier__r.progress;
   pier_spi_complete(op, PIER_ECANCELED);
-  rearm(ls);
   return 0;
 }
 
@@ -357,8 +367,15 @@ static int lev_open(pier_socket *s, const pier_protocol_info *proto,
     ls->listening =
         sys_getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &olen) == 0 && on;
   }
-  /* Assigned now so that event_active() and event_del() are always valid. */
-  event_assign(&ls->ev, ll->base, fd, EV_READ | EV_PERSIST, on_io, ls);
+  /* Registered once, for the socket's life (lev.h). */
+  event_assign(&ls->ev, ll->base, fd, EV_READ | EV_WRITE | EV_ET | EV_PERSIST,
+               on_io, ls);
+  if (event_add(&ls->ev, NULL) != 0) {
+    int rc = errno ? pier_spi_os_error(errno) : PIER_EIO;
+    if (h < 0) sys_close(fd);
+    ls->fd = -1;
+    return rc;
+  }
   pier_spi_set_handle(s, fd);
   return 0;
 }
@@ -368,13 +385,7 @@ static void lev_close(pier_socket *s) {
   cancel_all(&ls->rq);
   cancel_all(&ls->oobq);
   cancel_all(&ls->wq);
-  arm_io(ls, EV_READ, 0);
-  arm_io(ls, EV_WRITE, 0);
-  if (ls->oobev) {
-    lev_arm(ls->oobev, &ls->armed, EV_TIMEOUT, 0, NULL);
-    pier_spi_free(ls->oobev);
-    ls->oobev = NULL;
-  }
+  pier__lev_urgent_unwatch(ls);
   event_del(&ls->ev); /* also drops an event_active() still queued */
   pier__lev_events_free(ls);
   pier__lev_drop_deferred(ls);
