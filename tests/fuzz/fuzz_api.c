@@ -167,14 +167,18 @@ static void cb_enter(void) {
   g.busy = 1;
 }
 
+/* Runs the oldest queued instruction, if any (from inside a callback). */
+static void run_queued(void) {
+  if (!g.qlen || g.finishing) return;
+  unsigned char in[4];
+  memcpy(in, g.queue[g.qhead], 4);
+  g.qhead = (g.qhead + 1) % NQUEUE;
+  g.qlen--;
+  run_insn(in);
+}
+
 static void cb_leave(void) {
-  if (g.qlen && !g.finishing) {
-    unsigned char in[4];
-    memcpy(in, g.queue[g.qhead], 4);
-    g.qhead = (g.qhead + 1) % NQUEUE;
-    g.qlen--;
-    run_insn(in);
-  }
+  run_queued();
   g.busy = 0;
 }
 
@@ -312,14 +316,7 @@ static int on_cond(pier_accept_info *info, void *ctx) {
     run_insn(in);
     break;
   }
-  case 4: if (g.qlen && !g.finishing) {
-      unsigned char in[4];
-      memcpy(in, g.queue[g.qhead], 4);
-      g.qhead = (g.qhead + 1) % NQUEUE;
-      g.qlen--;
-      run_insn(in);
-    }
-    break;
+  case 4: run_queued(); break;
   case 5: {
     slot *o = &g.slots[(r->slot + 1) % NSLOT];
     if (o->s && !o->closing) close_slot(o, 1);
@@ -551,9 +548,13 @@ static void run_socket_insn(int code, const unsigned char *in) {
     /* Starting a pending op is refused and changes nothing: it still
        completes once, where it was started. */
     pier_buf b = pier_buf_init(r->room, 1);
+    pier_op before;
+    memcpy(&before, &r->op, sizeof before);
     int rc = pier_send(sl->s, &r->op, &b, 1, 0, on_op);
     check_code(rc);
     CHECK(rc < 0, "a pending op was started again");
+    CHECK(memcmp(&before, &r->op, sizeof before) == 0,
+          "a refused start changed the pending op");
     return;
   }
   switch (code) {
