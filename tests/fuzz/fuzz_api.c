@@ -35,7 +35,9 @@
  *  12 POST     P
  *  13 TIMER    timer A%NTIMER: B%5 == 0 stops it, else starts it with
  *              B%5 ms and repeat C%3 ms
- *  14 RUN      A&1: ONCE behind a (B%3)+1 ms guard timer, else NOWAIT
+ *  14 RUN      A&2: pier_loop_stop; else A&1: ONCE behind a (B%3)+1 ms
+ *              guard timer, else NOWAIT (from a callback: must answer
+ *              PIER_EBUSY)
  *  15 ENUM     S  pier_enum_network_events
  *  16 NAMES    S  pier_getsockname and pier_getpeername
  * Buffers are filled from the instruction bytes; the loop runs only
@@ -522,6 +524,10 @@ static void do_timer(trec *tr, unsigned b, unsigned c) {
 }
 
 static void do_run(unsigned a, unsigned b) {
+  if (a & 2) { /* from anywhere: the run in progress, or the next, ends */
+    CHECK(pier_loop_stop(g.loop) == 0, "pier_loop_stop failed");
+    return;
+  }
   if (g.busy) {
     CHECK(pier_loop_run(g.loop, PIER_RUN_NOWAIT) == PIER_EBUSY,
           "pier_loop_run from a callback did not answer PIER_EBUSY");
