@@ -88,7 +88,6 @@ enum dir { DIR_IN, DIR_OUT, DIR_CONNECT, DIR_OOB, DIR_NONE };
 typedef struct slot {
   pier_socket *s;
   int closing;       /* pier_close called */
-  int listening;
   unsigned gen;      /* bumped when the close callback frees it */
   unsigned long long seq[DIR_NONE]; /* ops started per direction */
   struct sockaddr_in addr;   /* bound address, port 0 if none */
@@ -250,7 +249,6 @@ static void on_close(pier_socket *s) {
     sl->s = NULL;
     memset(&sl->addr, 0, sizeof sl->addr);
     sl->closing = 0;
-    sl->listening = 0;
     sl->gen++;
   } else {
     g.strays--;
@@ -435,7 +433,6 @@ static void do_listen(slot *sl, unsigned b) {
   int rc = pier_listen(sl->s, (int)(b % 8));
   check_code(rc);
   if (rc == 0) {
-    sl->listening = 1;
     struct sockaddr_storage ss;
     size_t len = sizeof ss;
     if (pier_getsockname(sl->s, &ss, &len) == 0 && ss.ss_family == AF_INET)
