@@ -28,8 +28,7 @@
  *                   C&0x80 a NULL buffer of length 1 (must be refused)
  *   7 CANCEL   P
  *   8 CLOSE    S  C&1: linger 0 first (a reset)
- *   9 SHUTDOWN S  how B%4 (3 must be refused); skipped on a UDP socket
- *                 unless PIER_FUZZ_KNOWN is set (tests/fuzz/known/)
+ *   9 SHUTDOWN S  how B%4 (3 must be refused)
  *  10 DISCONN  S P  C%8 bytes of disconnect data
  *  11 EVSEL    S  mask B&0x7f (bit 6 is unknown: must be refused)
  *  12 POST     P
@@ -137,15 +136,6 @@ static void trace(const char *fmt, int a, int b, int c) {
   fprintf(stderr, "fuzz_api: ");
   fprintf(stderr, fmt, a, b, c);
   fputc('\n', stderr);
-}
-
-/* Bugs still open (tests/fuzz/known/README.md) are stepped around, so
-   that the fuzzer looks for new ones; PIER_FUZZ_KNOWN set walks into
-   them, to reproduce one with its input from tests/fuzz/known/. */
-static int avoid_known(void) {
-  static int avoid = -1;
-  if (avoid < 0) avoid = getenv("PIER_FUZZ_KNOWN") == NULL;
-  return avoid;
 }
 
 static void fail(int line, const char *what) {
@@ -549,11 +539,6 @@ static void do_names(slot *sl) {
   CHECK(pier_getsockname(sl->s, &ss, &len) < 0, "pier_getsockname took *len 0");
 }
 
-static int connectionless(const slot *sl) {
-  const pier_protocol_info *p = pier_socket_protocol(sl->s);
-  return p && (p->caps & PIER_CAP_CONNECTIONLESS);
-}
-
 /* The instructions on a socket need an open one (a closing one too: its
    calls must answer PIER_EBADF, not crash). */
 static void run_socket_insn(int code, const unsigned char *in) {
@@ -585,7 +570,6 @@ static void run_socket_insn(int code, const unsigned char *in) {
     else CHECK(pier_close(sl->s, on_close) == PIER_EALREADY, "a second pier_close");
     break;
   case 9: {
-    if (avoid_known() && connectionless(sl)) break;
     int rc = pier_shutdown(sl->s, (int)(in[2] % 4));
     check_code(rc);
     if (in[2] % 4 == 3) CHECK(rc == PIER_EINVAL, "pier_shutdown took how 3");
