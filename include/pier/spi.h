@@ -428,8 +428,9 @@ int pier_spi_protocol_layer(const pier_protocol_info *entry,
  * Where: the libevent provider ("socket", "close", "bind", "listen",
  * "shutdown", "connect", "recv", "send", "recvmsg", "sendmsg",
  * "getsockopt", "setsockopt", "getsockname", "getpeername", "fcntl",
- * "ioctl", "read", "write", "pipe" and, on Linux, "eventfd"; its
- * conditional accept and blocking calls still call the OS directly).
+ * "ioctl", "read", "write", "pipe", "accept", "open" (its reserve
+ * descriptor), "poll" (blocking calls), "accept4" where the OS has it and,
+ * on Linux, "eventfd": every system call it makes).
  * These functions exist only in builds with that provider
  * (PIER_HAVE_LIBEVENT in config.h).
  */
