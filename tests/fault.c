@@ -237,6 +237,20 @@ static int fail_with(int k) {
   return -1;
 }
 
+/* A reset or a broken pipe on fd: the connection really ends (shut down
+   both ways, outside the table), so that the peer sees it end as it
+   would, and later calls on fd fail for real. */
+static int connection_lost(int fd, int k) {
+  shutdown(fd, SHUT_RDWR);
+  return fail_with(k);
+}
+
+/* The error of kind k on a stream transfer. */
+static int transfer_error(int fd, int k) {
+  return k == FK_ECONNRESET || k == FK_EPIPE ? connection_lost(fd, k)
+                                             : fail_with(k);
+}
+
 static const int recv_stream[] = {FK_EINTR, FK_EAGAIN, FK_SHORT, FK_ECONNRESET};
 static const int send_stream[] = {FK_EINTR, FK_EAGAIN, FK_SHORT, FK_ECONNRESET,
                                   FK_EPIPE, FK_ENOBUFS};
@@ -276,7 +290,7 @@ static struct msghdr *one_byte(const struct msghdr *msg, struct msghdr *cut,
 static ssize_t f_recvmsg(int fd, struct msghdr *msg, int flags) {
   int k = transfer_fault("recvmsg", fd, 0);
   if (k < 0) return os.recvmsg(fd, msg, flags);
-  if (k != FK_SHORT) return fail_with(k);
+  if (k != FK_SHORT) return transfer_error(fd, k);
   struct msghdr cut;
   struct iovec one;
   struct msghdr *m = one_byte(msg, &cut, &one);
@@ -292,7 +306,7 @@ static ssize_t f_recvmsg(int fd, struct msghdr *msg, int flags) {
 static ssize_t f_sendmsg(int fd, const struct msghdr *msg, int flags) {
   int k = transfer_fault("sendmsg", fd, 1);
   if (k < 0) return os.sendmsg(fd, msg, flags);
-  if (k != FK_SHORT) return fail_with(k);
+  if (k != FK_SHORT) return transfer_error(fd, k);
   struct msghdr cut;
   struct iovec one;
   return os.sendmsg(fd, one_byte(msg, &cut, &one), flags);
@@ -301,14 +315,14 @@ static ssize_t f_sendmsg(int fd, const struct msghdr *msg, int flags) {
 static ssize_t f_recv(int fd, void *buf, size_t len, int flags) {
   int k = transfer_fault("recv", fd, 0);
   if (k < 0) return os.recv(fd, buf, len, flags);
-  if (k != FK_SHORT) return fail_with(k);
+  if (k != FK_SHORT) return transfer_error(fd, k);
   return os.recv(fd, buf, len ? 1 : 0, flags);
 }
 
 static ssize_t f_send(int fd, const void *buf, size_t len, int flags) {
   int k = transfer_fault("send", fd, 1);
   if (k < 0) return os.send(fd, buf, len, flags);
-  if (k != FK_SHORT) return fail_with(k);
+  if (k != FK_SHORT) return transfer_error(fd, k);
   return os.send(fd, buf, len ? 1 : 0, flags);
 }
 
