@@ -95,22 +95,6 @@ static void note(int kind, const char *call, long fd) {
            call, fd, kind_names[kind]);
 }
 
-/* Does the armed plan inject one of kinds[0..n) into this call?  The
-   kind, or -1; the call is counted and the injection kept. */
-static int decide(const char *call, long fd, const int *kinds, int n) {
-  int hit = -1;
-  pthread_mutex_lock(&mu);
-  if (__atomic_load_n(&st.armed, __ATOMIC_SEQ_CST)) {
-    st.rec.calls++;
-    for (int i = 0; i < n && hit < 0; i++)
-      if (next_rand(&st.rng) % 1000 < st.plan.permille[kinds[i]])
-        hit = kinds[i];
-    if (hit >= 0) note(hit, call, fd);
-  }
-  pthread_mutex_unlock(&mu);
-  return hit;
-}
-
 fault_record fault_record_get(void) {
   pthread_mutex_lock(&mu);
   fault_record r = st.rec;
@@ -202,6 +186,22 @@ static const pier_allocator fault_allocator = {f_malloc, f_realloc, f_calloc,
 #include <sys/types.h>
 
 int fault_have_syscalls(void) { return 1; }
+
+/* Does the armed plan inject one of kinds[0..n) into this call?  The
+   kind, or -1; the call is counted and the injection kept. */
+static int decide(const char *call, long fd, const int *kinds, int n) {
+  int hit = -1;
+  pthread_mutex_lock(&mu);
+  if (__atomic_load_n(&st.armed, __ATOMIC_SEQ_CST)) {
+    st.rec.calls++;
+    for (int i = 0; i < n && hit < 0; i++)
+      if (next_rand(&st.rng) % 1000 < st.plan.permille[kinds[i]])
+        hit = kinds[i];
+    if (hit >= 0) note(hit, call, fd);
+  }
+  pthread_mutex_unlock(&mu);
+  return hit;
+}
 
 static const int err_of[FK_NKINDS] = {
   [FK_EINTR] = EINTR, [FK_EAGAIN] = EAGAIN, [FK_ECONNRESET] = ECONNRESET,
