@@ -211,7 +211,6 @@ static void run_end(run *r) {
 /* ------------------------------------------------------------------ */
 
 typedef struct pairing {
-  run *r;
   pier_op aop, cop;
   int adone, cdone;
 } pairing;
@@ -257,8 +256,7 @@ static int pair_up(run *r, int kind, pier_socket **c, pier_socket **s) {
   if (rc) {
     close_sock(r, &cl);
     if (p.adone == 1) close_sock(r, &p.aop.accepted);
-    cur_pairing = &p;
-    drive(r, closes_done, 3000);
+    drive(r, closes_done, 3000); /* p's ops complete before it goes */
     return rc;
   }
   *c = cl;
@@ -274,6 +272,7 @@ typedef struct xop {
   pier_op op;
   struct sdir *d;
   int pending;
+  size_t len;      /* bytes of its buffers */
   pier_buf bufs[MAXBUF];
 } xop;
 
@@ -290,7 +289,6 @@ typedef struct sdir {
 } sdir;
 
 static struct stream_run {
-  int kind;
   pier_socket *c, *s;
   sdir d[2];
   int tearing;
@@ -325,6 +323,8 @@ static void start_op(sdir *d, xop *x, int send) {
   x->op.data = x;
   x->d = d;
   x->pending = 1;
+  x->len = 0;
+  for (size_t i = 0; i < n; i++) x->len += x->bufs[i].len;
   int rc = send ? pier_send(d->tx, &x->op, x->bufs, n, 0, s_send_cb)
                 : pier_recv(d->rx, &x->op, x->bufs, n, 0, s_recv_cb);
   if (rc) {
@@ -357,6 +357,9 @@ static void s_send_cb(pier_op *op, int st) {
     dir_end(d, st);
     return;
   }
+  if (op->bytes != x->len)
+    fail_run(d->r, "direction %d: a send completed with %zu of its %zu "
+             "bytes", d->id, op->bytes, x->len);
   d->sent += op->bytes;
   if (d->sent < XFER && !sr->tearing) start_op(d, x, 1);
 }
@@ -409,7 +412,6 @@ static int stream_stop(run *r) {
 }
 
 static void stream_scenario(run *r, int kind) {
-  sr->kind = kind;
   int rc = pair_up(r, kind, &sr->c, &sr->s);
   if (rc) {
     fail_run(r, "set-up (no faults yet): %s", pier_err_name(rc));
@@ -611,12 +613,12 @@ static struct accept_run {
   pier_op aop;
   int apending;
   unsigned short deferred;  /* the port a DEFER left at the head, or 0 */
-  unsigned short accepted_ports[64];
+  unsigned short accepted_ports[NCLIENTS];
   int naccepted;
-  pier_socket *served[64];
-  pier_op sops[64];
-  pier_buf sbufs[64];
-  unsigned char ports[64][2];
+  pier_socket *served[NCLIENTS];
+  pier_op sops[NCLIENTS];
+  pier_buf sbufs[NCLIENTS];
+  unsigned char ports[NCLIENTS][2];
   int nserved;
   caller c[NCLIENTS];
   int resolved;
@@ -650,6 +652,28 @@ static int cond(pier_accept_info *info, void *ctx) {
   return PIER_CF_ACCEPT;
 }
 
+static void serve_cb(pier_op *op, int st);
+
+/* Send the caller its own port (as the server sees it) and keep s. */
+static void greet(run *r, pier_socket *s) {
+  int i = ar->nserved++;
+  struct sockaddr_storage peer;
+  size_t plen = sizeof peer;
+  ar->served[i] = s;
+  int rc = pier_getpeername(s, &peer, &plen);
+  if (rc == 0) {
+    unsigned short p = port_of(T_SA(&peer));
+    ar->accepted_ports[ar->naccepted++] = p;
+    memcpy(ar->ports[i], &p, 2);
+    ar->sbufs[i] = pier_buf_init(ar->ports[i], 2);
+    rc = pier_send(s, &ar->sops[i], &ar->sbufs[i], 1, 0, serve_cb);
+  }
+  if (rc) { /* the caller sees the connection end */
+    check_status(r, "greeting an accepted caller", rc);
+    close_sock(r, &ar->served[i]);
+  }
+}
+
 /* A greeting that failed: the caller sees the connection end. */
 static void serve_cb(pier_op *op, int st) {
   check_status(ar->r, "the server's greeting", st);
@@ -662,25 +686,12 @@ static void a_accept_cb(pier_op *op, int st) {
   ar->apending = 0;
   if (st == PIER_ECANCELED) return;
   if (st != PIER_ETRYAGAIN) check_status(r, "accept", st);
-  if (st == 0 && ar->nserved < 64) {
-    int i = ar->nserved++;
-    pier_socket *s = ar->served[i] = op->accepted;
-    struct sockaddr_storage peer;
-    size_t plen = sizeof peer;
-    if (pier_getpeername(s, &peer, &plen) == 0) {
-      unsigned short p = port_of(T_SA(&peer));
-      ar->accepted_ports[ar->naccepted++] = p;
-      memcpy(ar->ports[i], &p, 2);
-      ar->sbufs[i] = pier_buf_init(ar->ports[i], 2);
-      int rc = pier_send(s, &ar->sops[i], &ar->sbufs[i], 1, 0, serve_cb);
-      if (rc) {
-        check_status(r, "pier_send", rc);
-        close_sock(r, &ar->served[i]);
-      }
-    }
-  } else if (st == 0) {
+  if (st == 0 && ar->nserved == NCLIENTS) {
+    fail_run(r, "more accepts than callers");
     pier_socket *s = op->accepted;
     close_sock(r, &s);
+  } else if (st == 0) {
+    greet(r, op->accepted);
   }
   if (st == PIER_ETRYAGAIN && !ar->deferred)
     fail_run(r, "accept said PIER_ETRYAGAIN with no DEFER");
