@@ -5,6 +5,9 @@
  * seeds of a fault plan (tests/fault.h) that makes the provider's system
  * calls fail or shrink (EINTR, EAGAIN, 1-byte transfers, ECONNRESET,
  * EPIPE, EMFILE, ENFILE, ENOBUFS) and pier's allocations return NULL.
+ * A fourth scenario makes blocking calls (no callback; block.c's poll
+ * through the table) over tcp4, msg4 and TLS: sends, then receives, with
+ * a watchdog thread that cancels calls still waiting after 5 s.
  * Checked for every seed:
  *   - every op completes exactly once, with 0 or a status pier documents
  *     for what was injected (ok_status below), never after its socket's
@@ -43,6 +46,7 @@
 #include "fault.h"
 #include "kinds.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -295,16 +299,21 @@ static struct stream_run {
 } *sr;
 
 /* Scatter/gather: up to MAXBUF buffers of random sizes over
-   base[at..XFER); returns how many. */
-static size_t shape(run *r, pier_buf *bufs, unsigned char *base, size_t at) {
+   base[at..end); returns how many. */
+static size_t shape_over(run *r, pier_buf *bufs, unsigned char *base,
+                         size_t at, size_t end) {
   size_t n = 0, want = rnd_len(r, MAXBUF);
-  while (n < want && at < XFER) {
+  while (n < want && at < end) {
     size_t len = rnd_len(r, rnd(r) % 4 ? 4096 : 16);
-    if (len > XFER - at) len = XFER - at;
+    if (len > end - at) len = end - at;
     bufs[n++] = pier_buf_init(base + at, len);
     at += len;
   }
   return n;
+}
+
+static size_t shape(run *r, pier_buf *bufs, unsigned char *base, size_t at) {
+  return shape_over(r, bufs, base, at, XFER);
 }
 
 static void dir_end(sdir *d, int st) {
@@ -837,6 +846,93 @@ static void accept_scenario(run *r, int kind) {
       fail_run(r, "caller %d: an op never completed", i);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* scenario: blocking calls                                            */
+/* ------------------------------------------------------------------ */
+
+#define BXFER (32u * 1024) /* fits in loopback's socket buffers */
+
+static struct block_run {
+  run *r;
+  pier_socket *c, *s;
+  unsigned char src[BXFER], dst[BXFER];
+  int done;                 /* atomic: the calls are over */
+  int rescued;              /* atomic: the watchdog had to cancel them */
+} *br;
+
+/* Cancels the calls of a run that takes longer than 5 s (a hang). */
+static void *block_watchdog(void *arg) {
+  (void)arg;
+  if (t_wait_flag(&br->done, 5000)) return NULL;
+  T_FLAG_SET(&br->rescued, 1);
+  pier_cancel_blocking(br->c);
+  pier_cancel_blocking(br->s);
+  return NULL;
+}
+
+/* Blocking sends of BXFER bytes from c in pieces, then blocking
+   receives on s until all arrived or one fails; the status that ended
+   them (0: all there).  *got: bytes received. */
+static int block_transfer(run *r, size_t *got) {
+  size_t sent = 0;
+  int rc = 0;
+  *got = 0;
+  while (sent < BXFER && rc == 0) {
+    pier_op op;
+    pier_buf b[MAXBUF];
+    size_t n = shape_over(r, b, br->src, sent, BXFER);
+    memset(&op, 0, sizeof op);
+    rc = pier_send(br->c, &op, b, n, 0, NULL);
+    if (rc == 0) sent += op.bytes;
+  }
+  if (rc) pier_shutdown(br->c, PIER_SHUT_WR); /* the receiver sees an end */
+  int rrc = 0;
+  while (*got < sent && rrc == 0) {
+    pier_op op;
+    pier_buf b[MAXBUF];
+    size_t n = shape_over(r, b, br->dst, *got, sent);
+    memset(&op, 0, sizeof op);
+    rrc = pier_recv(br->s, &op, b, n, 0, NULL);
+    if (rrc == 0 && op.bytes == 0) break; /* the end, early */
+    if (rrc == 0) *got += op.bytes;
+  }
+  if (*got < BXFER && !rc && !rrc && !destructive())
+    fail_run(r, "%zu of %u bytes arrived with no fault that ends a "
+             "connection", *got, BXFER);
+  return rc ? rc : rrc;
+}
+
+static void block_scenario(run *r, int kind) {
+  size_t got;
+  int rc = pair_up(r, kind, &br->c, &br->s);
+  if (rc) {
+    fail_run(r, "set-up (no faults yet): %s", pier_err_name(rc));
+    return;
+  }
+  br->r = r;
+  t_fill(br->src, BXFER, 0xb10c + r->seed, 0);
+  pthread_t th;
+  int watched = pthread_create(&th, NULL, block_watchdog, NULL) == 0;
+  fault_plan plan;
+  arm(r, &plan);
+  rc = block_transfer(r, &got);
+  fault_disarm();
+  T_FLAG_SET(&br->done, 1);
+  if (watched) pthread_join(th, NULL);
+  if (T_FLAG(&br->rescued))
+    fail_run(r, "hung: blocking calls still waiting after 5 s (%zu bytes "
+             "received)", got);
+  check_status(r, "a blocking call", rc);
+  size_t bad = t_verify(br->dst, got, 0xb10c + r->seed, 0);
+  if (bad != (size_t)-1)
+    fail_run(r, "byte %zu differs from the byte sent", bad);
+  r->whole = got == BXFER;
+  close_sock(r, &br->c);
+  close_sock(r, &br->s);
+  run_end(r);
+}
+
 /* ------------------------------------------------------------------ */
 /* seeds                                                               */
 /* ------------------------------------------------------------------ */
@@ -927,6 +1023,13 @@ static void dgram_fn(run *r, int arg) {
   dgram_scenario(r);
 }
 
+static void block_fn(run *r, int kind) {
+  static struct block_run st;
+  memset(&st, 0, sizeof st);
+  br = &st;
+  block_scenario(r, kind);
+}
+
 static void accept_fn(run *r, int kind) {
   static struct accept_run st;
   memset(&st, 0, sizeof st);
@@ -940,6 +1043,14 @@ START_TEST(stream_under_faults) {
   snprintf(name, sizeof name, "stream-%s", t_kind_name(_i));
   snprintf(test, sizeof test, "fault/seeds/stream_under_faults");
   run_seeds(name, test, stream_fn, _i);
+}
+END_TEST
+
+START_TEST(blocking_calls_under_faults) {
+  char name[32];
+  if (t_kind_skip(_i)) return;
+  snprintf(name, sizeof name, "blocking-%s", t_kind_name(_i));
+  run_seeds(name, "fault/seeds/blocking_calls_under_faults", block_fn, _i);
 }
 END_TEST
 
@@ -1261,6 +1372,7 @@ Suite *suite_fault(void) {
      the same scenarios run with allocation failures alone. */
   syscall_faults = table_reaches_provider();
   tcase_add_loop_test(tc, stream_under_faults, 0, T_NKINDS);
+  tcase_add_loop_test(tc, blocking_calls_under_faults, 0, T_NKINDS);
   tcase_add_test(tc, datagrams_under_faults);
   tcase_add_loop_test(tc, conditional_accept_under_faults, 0, T_NKINDS);
   suite_add_tcase(s, tc);
