@@ -430,7 +430,8 @@ int pier_spi_protocol_layer(const pier_protocol_info *entry,
  * "getsockopt", "setsockopt", "getsockname", "getpeername", "fcntl",
  * "ioctl", "read", "write", "pipe", "accept", "open" (its reserve
  * descriptor), "poll" (blocking calls), "accept4" where the OS has it and,
- * on Linux, "eventfd": every system call it makes).
+ * on Linux, "eventfd": every system call it makes itself; libevent's
+ * own, such as epoll_wait, are not in the table).
  * These functions exist only in builds with that provider
  * (PIER_HAVE_LIBEVENT in config.h).
  */
