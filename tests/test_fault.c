@@ -94,13 +94,14 @@ static size_t rnd_len(run *r, size_t n) { return 1 + (size_t)(rnd(r) % n); }
 
 /*
  * Statuses pier documents for what the plan injects: the connection
- * failures, out of memory / descriptors / buffers, a cancel by close.
+ * failures, out of memory / descriptors / buffers, a cancel by close;
+ * and on TLS, a stream cut inside a record (pier_tls_wrap's statuses).
  */
 static int ok_status(int st) {
   switch (st) {
   case 0: case PIER_ECANCELED: case PIER_ECONNRESET: case PIER_ECONNABORTED:
   case PIER_EPIPE: case PIER_ENOBUFS: case PIER_ENOMEM: case PIER_EMFILE:
-  case PIER_ENOTCONN:
+  case PIER_ENOTCONN: case PIER_ETLS_PROTOCOL:
     return 1;
   default:
     return 0;
