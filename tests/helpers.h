@@ -75,6 +75,7 @@ Suite *suite_slowcallers(void);
 Suite *suite_emfile(void);
 Suite *suite_syscalls(void); /* where the libevent provider is built */
 Suite *suite_argerrors(void);
+Suite *suite_fault(void);
 
 /*
  * The child process of the share suite: `pier-tests --child NAME ARGS...`

@@ -52,7 +52,7 @@ static const suite_fn suites[] = {
   suite_multicast, suite_poll, suite_threads, suite_netevents,
   suite_oshandle, suite_edges, suite_share, suite_msg, suite_msgbad, suite_tls,
   suite_argerrors,
-  suite_reenter, suite_slowcallers, suite_emfile, suite_chaos,
+  suite_reenter, suite_slowcallers, suite_emfile, suite_chaos, suite_fault,
 #if PIER_HAVE_LIBEVENT
   suite_syscalls, /* that provider's system call table */
 #endif

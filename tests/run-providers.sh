@@ -106,6 +106,8 @@ run_one() {
   # summary where Check cannot fork: once each), and the figures tests
   # print for scripts/check's summary ("report: ...").
   grep -E ':[EFS]:|^report: ' "$log" | awk '!seen[$0]++' || true
+  # The fault suite's totals and failing seeds (scripts/check sums them).
+  grep -E '^(fault: |  (injected|rerun): )' "$log" || true
   counts=$(sed -n "s/^pier-tests: provider $p checks \([0-9]*\) failures \([0-9]*\)\$/\1 \2/p" "$log" | tail -n 1)
   n=${counts% *}
   f=${counts#* }

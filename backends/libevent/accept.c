@@ -31,17 +31,17 @@ static void reset_close(int fd) {
   struct linger l;
   l.l_onoff = 1;
   l.l_linger = 0;
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-  close(fd);
+  sys_setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  sys_close(fd);
 }
 
 void pier__lev_reserve_take(lev_loop *ll) {
   if (ll->reserve_fd < 0)
-    ll->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ll->reserve_fd = sys_open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 void pier__lev_reserve_drop(lev_loop *ll) {
-  if (ll->reserve_fd >= 0) close(ll->reserve_fd);
+  if (ll->reserve_fd >= 0) sys_close(ll->reserve_fd);
   ll->reserve_fd = -1;
 }
 
@@ -52,9 +52,9 @@ static unsigned shed_waiting(lev_sock *ls) {
   pier__lev_reserve_drop(ls->ll);
   for (;;) {
 #ifdef SOCK_NONBLOCK
-    int fd = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = sys_accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC);
 #else
-    int fd = accept(ls->fd, NULL, NULL);
+    int fd = sys_accept(ls->fd, NULL, NULL);
 #endif
     if (fd >= 0) {
       reset_close(fd);
@@ -105,9 +105,9 @@ static int next_request(lev_sock *ls, int *fd) {
     r->len = sizeof r->addr;
     struct sockaddr *a = (struct sockaddr *)&r->addr;
 #ifdef SOCK_NONBLOCK
-    int nfd = accept4(ls->fd, a, &r->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int nfd = sys_accept4(ls->fd, a, &r->len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 #else
-    int nfd = accept(ls->fd, a, &r->len);
+    int nfd = sys_accept(ls->fd, a, &r->len);
 #endif
     if (nfd >= 0) {
       *fd = nfd;
@@ -130,7 +130,7 @@ static int decide(pier_op *op, int fd, const struct sockaddr_storage *caller,
   struct sockaddr_storage local;
   socklen_t llen = sizeof local;
   memset(&local, 0, sizeof local);
-  getsockname(fd, (struct sockaddr *)&local, &llen);
+  sys_getsockname(fd, (struct sockaddr *)&local, &llen);
   pier_accept_info info;
   memset(&info, 0, sizeof info);
   info.caller = (const struct sockaddr *)caller;
@@ -148,8 +148,8 @@ static int decide(pier_op *op, int fd, const struct sockaddr_storage *caller,
 /* Wrap an accepted descriptor as the op's new socket. */
 static int take(lev_sock *ls, pier_op *op, int fd) {
 #ifndef SOCK_NONBLOCK
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  sys_fcntl(fd, F_SETFL, sys_fcntl(fd, F_GETFL) | O_NONBLOCK);
+  sys_fcntl(fd, F_SETFD, FD_CLOEXEC);
 #endif
   pier_socket *ns;
   int rc = pier_spi_accepted(ls->s, fd, &ns);

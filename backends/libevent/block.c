@@ -55,21 +55,21 @@ static int wake_new(lev_wake **out) {
   lev_wake *k = pier_spi_malloc(sizeof *k);
   if (!k) return PIER_ENOMEM;
 #ifdef __linux__
-  k->rfd = k->wfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  k->rfd = k->wfd = sys_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (k->rfd >= 0) {
     *out = k;
     return 0;
   }
 #endif
   int p[2];
-  if (pipe(p) != 0) {
+  if (sys_pipe(p) != 0) {
     int rc = pier_spi_os_error(errno);
     pier_spi_free(k);
     return rc;
   }
   for (int i = 0; i < 2; i++) {
-    fcntl(p[i], F_SETFD, FD_CLOEXEC);
-    fcntl(p[i], F_SETFL, O_NONBLOCK);
+    sys_fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    sys_fcntl(p[i], F_SETFL, O_NONBLOCK);
   }
   k->rfd = p[0];
   k->wfd = p[1];
@@ -79,13 +79,13 @@ static int wake_new(lev_wake **out) {
 
 static void wake_signal(lev_wake *k) {
   uint64_t one = 1;
-  ssize_t r = write(k->wfd, &one, k->wfd == k->rfd ? sizeof one : 1);
+  ssize_t r = sys_write(k->wfd, &one, k->wfd == k->rfd ? sizeof one : 1);
   (void)r;
 }
 
 static void wake_drain(lev_wake *k) {
   uint64_t buf;
-  while (read(k->rfd, &buf, sizeof buf) > 0) {
+  while (sys_read(k->rfd, &buf, sizeof buf) > 0) {
   }
 }
 
@@ -93,8 +93,8 @@ void pier__lev_block_free(lev_loop *ll) {
   while (ll->wakes) {
     lev_wake *k = ll->wakes;
     ll->wakes = k->next;
-    close(k->rfd);
-    if (k->wfd != k->rfd) close(k->wfd);
+    sys_close(k->rfd);
+    if (k->wfd != k->rfd) sys_close(k->wfd);
     pier_spi_free(k);
   }
 }
@@ -144,7 +144,7 @@ static int wait_ready(lev_sock *ls, lev_waiter *w, short events) {
   for (;;) {
     if (pier_spi_block_canceled(ls->s)) return PIER_ECANCELED;
     struct pollfd p[2] = { { ls->fd, events, 0 }, { w->wake->rfd, POLLIN, 0 } };
-    int n = poll(p, 2, -1);
+    int n = sys_poll(p, 2, -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return pier_spi_os_error(errno);
     if (p[0].revents & POLLNVAL) return PIER_EBADF;

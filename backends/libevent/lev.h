@@ -29,6 +29,7 @@
 #ifndef PIER_LEV_H
 #define PIER_LEV_H
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -99,15 +100,19 @@ typedef struct lev_sock {
 /*
  * syscalls.c - the provider's system calls go through one table that
  * pier_spi_syscall_set() may change (pier/spi.h section 5): sys_NAME is
- * the entry NAME, called like the OS's NAME.  (accept.c and block.c still
- * call the OS directly.)
+ * the entry NAME, called like the OS's NAME.  Every system call of the
+ * provider goes through it.
  */
 enum {
   LEV_SYS_SOCKET, LEV_SYS_CLOSE, LEV_SYS_BIND, LEV_SYS_LISTEN,
   LEV_SYS_SHUTDOWN, LEV_SYS_CONNECT, LEV_SYS_RECV, LEV_SYS_SEND,
   LEV_SYS_RECVMSG, LEV_SYS_SENDMSG, LEV_SYS_GETSOCKOPT, LEV_SYS_SETSOCKOPT,
   LEV_SYS_GETSOCKNAME, LEV_SYS_GETPEERNAME, LEV_SYS_FCNTL, LEV_SYS_IOCTL,
-  LEV_SYS_READ, LEV_SYS_WRITE, LEV_SYS_PIPE,
+  LEV_SYS_READ, LEV_SYS_WRITE, LEV_SYS_PIPE, LEV_SYS_ACCEPT, LEV_SYS_OPEN,
+  LEV_SYS_POLL,
+#ifdef SOCK_NONBLOCK
+  LEV_SYS_ACCEPT4,
+#endif
 #ifdef __linux__
   LEV_SYS_EVENTFD,
 #endif
@@ -157,6 +162,13 @@ static inline pier_syscall_fn lev_sys(int i) {
   ((ssize_t (*)(int, const void *, size_t))lev_sys(LEV_SYS_WRITE))
 #define sys_pipe ((int (*)(int[2]))lev_sys(LEV_SYS_PIPE))
 #define sys_eventfd ((int (*)(unsigned int, int))lev_sys(LEV_SYS_EVENTFD))
+#define sys_accept \
+  ((int (*)(int, struct sockaddr *, socklen_t *))lev_sys(LEV_SYS_ACCEPT))
+#define sys_accept4                                                 \
+  ((int (*)(int, struct sockaddr *, socklen_t *, int))lev_sys(      \
+      LEV_SYS_ACCEPT4))
+#define sys_open ((int (*)(const char *, int, ...))lev_sys(LEV_SYS_OPEN))
+#define sys_poll ((int (*)(struct pollfd *, nfds_t, int))lev_sys(LEV_SYS_POLL))
 
 /* Result of one attempt at an operation.  LEV_GONE: a condition function
    completed the op itself (cancel, close); leave it alone. */

@@ -6,7 +6,11 @@
  * macros call.  pier_spi_syscall_set() and its
  * kin (pier/spi.h section 5) let tests and fault injection replace any.
  */
+#ifndef _GNU_SOURCE
+#  define _GNU_SOURCE /* accept4 */
+#endif
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -41,6 +45,12 @@ lev_syscall pier__lev_syscalls[LEV_SYS_COUNT] = {
   ENTRY(READ, read),
   ENTRY(WRITE, write),
   ENTRY(PIPE, pipe),
+  ENTRY(ACCEPT, accept),
+  ENTRY(OPEN, open),
+  ENTRY(POLL, poll),
+#ifdef SOCK_NONBLOCK
+  ENTRY(ACCEPT4, accept4),
+#endif
 #ifdef __linux__
   ENTRY(EVENTFD, eventfd),
 #endif

@@ -428,8 +428,10 @@ int pier_spi_protocol_layer(const pier_protocol_info *entry,
  * Where: the libevent provider ("socket", "close", "bind", "listen",
  * "shutdown", "connect", "recv", "send", "recvmsg", "sendmsg",
  * "getsockopt", "setsockopt", "getsockname", "getpeername", "fcntl",
- * "ioctl", "read", "write", "pipe" and, on Linux, "eventfd"; its
- * conditional accept and blocking calls still call the OS directly).
+ * "ioctl", "read", "write", "pipe", "accept", "open" (its reserve
+ * descriptor), "poll" (blocking calls), "accept4" where the OS has it and,
+ * on Linux, "eventfd": every system call it makes itself; libevent's
+ * own, such as epoll_wait, are not in the table).
  * These functions exist only in builds with that provider
  * (PIER_HAVE_LIBEVENT is 1 in <pier/features.h>).
  */

@@ -257,18 +257,21 @@ void pier__tls_handshake_step(tls_sock *t) {
   int err = SSL_get_error(t->ssl, r);
   int code;
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    if (!t->rerr && !t->eof) return; /* more input will come */
-    /* The peer closed or reset the connection in the middle of it. */
+    /* More input will come - unless the peer closed or reset the
+       connection in the middle of it, or our part of it could not be
+       sent (then the peer never answers: no waiting for the timer). */
+    int lower = t->rerr ? t->rerr : t->werr;
+    if (!lower && !t->eof) return;
     code = PIER_ETLS_HANDSHAKE;
-    if (t->eof)
+    if (t->eof && !lower)
       pier__tls_note(t, code, "the peer closed the connection during the "
                               "TLS handshake");
-    else if (t->rerr == PIER_ECONNRESET || t->rerr == PIER_ECONNABORTED ||
-             t->rerr == PIER_EPIPE)
+    else if (lower == PIER_ECONNRESET || lower == PIER_ECONNABORTED ||
+             lower == PIER_EPIPE)
       pier__tls_note(t, code, "the peer reset the connection during the "
                               "TLS handshake");
     else
-      pier__tls_note(t, code = t->rerr, pier_strerror(t->rerr));
+      pier__tls_note(t, code = lower, pier_strerror(lower));
   } else {
     code = pier__tls_map_error(t, err, 1);
   }
