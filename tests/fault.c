@@ -177,7 +177,7 @@ static const pier_allocator fault_allocator = {f_malloc, f_realloc, f_calloc,
 /* 3. the system calls                                                 */
 /* ------------------------------------------------------------------ */
 
-#ifdef PIER_HAVE_LIBEVENT
+#if PIER_HAVE_LIBEVENT
 
 #include <errno.h>
 #include <poll.h>
