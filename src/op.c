@@ -263,12 +263,6 @@ void pier_spi_complete(pier_op *op, int status) {
   if (op->pier__r.ext == &pier__disconnect_mark)
     status = disconnect_sent(op, status);
   if (op->socket) outcome_events(op->socket, op, status);
-  /* An accepted socket's own callbacks wait for the accept callback (see
-     pier__op_deliver_one), also those queued before it is delivered: the
-     network events it took from the listener are recorded at once. */
-  if (op->pier__r.type == PIER_OP_ACCEPT && status == 0 && op->accepted &&
-      op->pier__r.cb)
-    PIER__SSET(op->accepted, PIER__S_BUSY);
   op->status = status;
   pier__store(&op->pier__r.state, PIER_OPS_DONE);
   pier__enqueue_done(op->pier__r.loop, op);
