@@ -68,17 +68,24 @@ static void notify_cb(pier_op *op, int status) {
   if (cb && events && !closing) cb(s, events);
 }
 
+/* New event state for s, its notify op set up once: the op's fixed fields
+   are read by notify_cb without the lock while a provider thread may queue
+   the op again, so nothing but its state changes after this. */
+static struct pier__netev *netev_new(pier_socket *s) {
+  struct pier__netev *ne = pier__calloc(1, sizeof *ne);
+  if (!ne) return NULL;
+  ne->notify.socket = s;
+  ne->notify.pier__r.type = PIER_OP_POST;
+  ne->notify.pier__r.cb = notify_cb;
+  return ne;
+}
+
 /* Queue the callback unless it is queued already (core lock held). */
 static void schedule(pier_socket *s) {
   struct pier__netev *ne = s->netev;
   pier_op *op = &ne->notify;
   if (!ne->cb || ne->held || pier__load(&op->pier__r.state) != PIER_OPS_IDLE)
     return;
-  op->socket = s;
-  op->pier__r.type = PIER_OP_POST;
-  op->pier__r.cb = notify_cb;
-  op->pier__r.bufs = NULL;
-  op->pier__r.nbufs = 0;
   pier__loop_op_started(s->loop, op);
   pier_spi_complete(op, 0);
 }
@@ -127,7 +134,7 @@ void pier__netev_inherit(pier_socket *listener, pier_socket *s) {
   struct pier__netev *ln = listener->netev;
   pier_select_fn fn = slot(s);
   if (!ln || !ln->selected || !fn) return;
-  struct pier__netev *ne = pier__calloc(1, sizeof *ne);
+  struct pier__netev *ne = netev_new(s);
   if (!ne) {
     pier_spi_log(PIER_LOG_WARN, "accepted socket: no memory for its events");
     return;
@@ -170,7 +177,7 @@ int pier_event_select(pier_socket *s, unsigned mask, pier_event_cb cb) {
   int rc = pier__socket_usable(__func__, s);
   struct pier__netev *ne = s->netev;
   if (rc == 0 && !ne && mask) {
-    ne = pier__calloc(1, sizeof *ne);
+    ne = netev_new(s);
     if (!ne) rc = PIER_ENOMEM;
     pier__store(&s->netev, ne); /* read without the lock by blocking calls */
   }
